@@ -1,0 +1,243 @@
+//! Frame codec: the 12-byte header, CRC-16/MODBUS, and every decode error by name.
+//!
+//! ```text
+//! offset size field
+//! 0      2    magic    0xABCD, little-endian (bytes CD AB)
+//! 2      1    version  0x01 (v1) or 0x02 (v2)
+//! 3      1    type
+//! 4      4    seq      u32 LE
+//! 8      2    length   u16 LE, payload bytes, 0..=480
+//! 10     2    crc      u16 LE over bytes 0..10 then the payload
+//! 12     len  payload
+//! ```
+
+use crate::Version;
+
+/// Frame magic, little-endian on the wire.
+pub const MAGIC: u16 = 0xABCD;
+/// Header size in bytes.
+pub const HEADER_LEN: usize = 12;
+/// Largest payload a frame may carry.
+pub const MAX_PAYLOAD: usize = 480;
+/// Largest frame on the wire (header + payload).
+pub const MAX_FRAME: usize = HEADER_LEN + MAX_PAYLOAD;
+
+/// Packet types (PROTOCOL.md §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FrameType {
+    Hello = 0x01,
+    Challenge = 0x02,
+    HelloAck = 0x03,
+    SessionOk = 0x04,
+    Data = 0x05,
+    Ping = 0x06,
+    Pong = 0x07,
+    Bye = 0x08,
+    DataFrag = 0x09,
+    HelloRetry = 0x0A,
+    Rekey = 0x0B,
+    Error = 0xFF,
+}
+
+impl FrameType {
+    /// Maps a type byte to a type known to `version`; v2-only types are unknown to v1.
+    pub fn from_byte(b: u8, version: Version) -> Option<Self> {
+        let t = match b {
+            0x01 => Self::Hello,
+            0x02 => Self::Challenge,
+            0x03 => Self::HelloAck,
+            0x04 => Self::SessionOk,
+            0x05 => Self::Data,
+            0x06 => Self::Ping,
+            0x07 => Self::Pong,
+            0x08 => Self::Bye,
+            0x09 => Self::DataFrag,
+            0x0A if version == Version::V2 => Self::HelloRetry,
+            0x0B if version == Version::V2 => Self::Rekey,
+            0xFF => Self::Error,
+            _ => return None,
+        };
+        Some(t)
+    }
+
+    /// True for the encrypted session types (DATA, PING, PONG, BYE, DATA_FRAG, REKEY, ERROR).
+    pub fn is_encrypted(self) -> bool {
+        !matches!(
+            self,
+            Self::Hello | Self::Challenge | Self::HelloAck | Self::SessionOk | Self::HelloRetry
+        )
+    }
+}
+
+/// Why a byte string is not a frame. Each maps to a named C error code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// Fewer than 12 bytes.
+    TooShort,
+    /// Magic is not 0xABCD.
+    BadMagic,
+    /// Version byte differs from ours.
+    BadVersion,
+    /// Length field above 480.
+    TooLong,
+    /// Fewer payload bytes than the length field says.
+    Truncated,
+    /// CRC mismatch.
+    BadCrc,
+    /// Type byte not defined for this version.
+    UnknownType,
+}
+
+/// CRC-16/MODBUS: reflected polynomial 0xA001, init 0xFFFF, no final XOR.
+pub fn crc16_update(mut crc: u16, data: &[u8]) -> u16 {
+    for &b in data {
+        crc ^= u16::from(b);
+        for _ in 0..8 {
+            let lsb = crc & 1;
+            crc >>= 1;
+            if lsb != 0 {
+                crc ^= 0xA001;
+            }
+        }
+    }
+    crc
+}
+
+/// CRC-16/MODBUS of `data`.
+pub fn crc16(data: &[u8]) -> u16 {
+    crc16_update(0xFFFF, data)
+}
+
+/// The first 10 header bytes: magic, version, type, seq, length. Also the AEAD's AAD.
+pub fn header10(version: Version, ty: u8, seq: u32, len: u16) -> [u8; 10] {
+    let m = MAGIC.to_le_bytes();
+    let s = seq.to_le_bytes();
+    let l = len.to_le_bytes();
+    [m[0], m[1], version.byte(), ty, s[0], s[1], s[2], s[3], l[0], l[1]]
+}
+
+/// Writes header + CRC in front of a payload already placed at `buf[12..12 + len]`.
+/// Returns the frame length. `buf` must hold at least `12 + len` bytes and `len <= 480`.
+pub fn finish(buf: &mut [u8], version: Version, ty: u8, seq: u32, len: usize) -> Option<usize> {
+    if len > MAX_PAYLOAD {
+        return None;
+    }
+    let total = HEADER_LEN + len;
+    let frame = buf.get_mut(..total)?;
+    let (hdr, payload) = frame.split_at_mut(HEADER_LEN);
+    let h = header10(version, ty, seq, len as u16);
+    let crc = crc16_update(crc16(&h), payload);
+    hdr[..10].copy_from_slice(&h);
+    hdr[10..].copy_from_slice(&crc.to_le_bytes());
+    Some(total)
+}
+
+/// Encodes a whole frame from a separate payload into `out`. Returns its length.
+pub fn encode(
+    out: &mut [u8],
+    version: Version,
+    ty: u8,
+    seq: u32,
+    payload: &[u8],
+) -> Option<usize> {
+    if payload.len() > MAX_PAYLOAD {
+        return None;
+    }
+    out.get_mut(HEADER_LEN..HEADER_LEN + payload.len())?
+        .copy_from_slice(payload);
+    finish(out, version, ty, seq, payload.len())
+}
+
+/// A decoded header. The payload is `bytes[12..12 + length]` of the checked input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub version: u8,
+    pub ty: u8,
+    pub seq: u32,
+    pub length: u16,
+    pub crc: u16,
+}
+
+impl Header {
+    /// Total frame length on the wire.
+    pub fn frame_len(&self) -> usize {
+        HEADER_LEN + usize::from(self.length)
+    }
+}
+
+/// Checks the fixed part of a header (magic, length bound) and returns the whole frame's
+/// length, so a byte-stream reader knows how many bytes to read after the first 12.
+pub fn wire_len(header: &[u8]) -> Result<usize, FrameError> {
+    let h = parse_header(header)?;
+    Ok(h.frame_len())
+}
+
+fn parse_header(bytes: &[u8]) -> Result<Header, FrameError> {
+    let h: &[u8; HEADER_LEN] = bytes
+        .get(..HEADER_LEN)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(FrameError::TooShort)?;
+    if u16::from_le_bytes([h[0], h[1]]) != MAGIC {
+        return Err(FrameError::BadMagic);
+    }
+    let length = u16::from_le_bytes([h[8], h[9]]);
+    if usize::from(length) > MAX_PAYLOAD {
+        return Err(FrameError::TooLong);
+    }
+    Ok(Header {
+        version: h[2],
+        ty: h[3],
+        seq: u32::from_le_bytes([h[4], h[5], h[6], h[7]]),
+        length,
+        crc: u16::from_le_bytes([h[10], h[11]]),
+    })
+}
+
+/// Decodes a frame in the gateway's order: size, magic, version, length, truncation, CRC,
+/// type. Bytes after `12 + length` are ignored. Returns the header and the known type.
+pub fn decode(bytes: &[u8], version: Version) -> Result<(Header, FrameType), FrameError> {
+    let h = parse_header(bytes)?;
+    if h.version != version.byte() {
+        return Err(FrameError::BadVersion);
+    }
+    let payload = bytes
+        .get(HEADER_LEN..h.frame_len())
+        .ok_or(FrameError::Truncated)?;
+    let head = bytes.get(..10).ok_or(FrameError::TooShort)?;
+    if crc16_update(crc16(head), payload) != h.crc {
+        return Err(FrameError::BadCrc);
+    }
+    let ty = FrameType::from_byte(h.ty, version).ok_or(FrameError::UnknownType)?;
+    Ok((h, ty))
+}
+
+/// The payload slice of a frame that [`decode`] accepted.
+pub fn payload<'a>(bytes: &'a [u8], h: &Header) -> &'a [u8] {
+    bytes.get(HEADER_LEN..h.frame_len()).unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc_check_values() {
+        assert_eq!(crc16(b"123456789"), 0x4B37);
+        assert_eq!(crc16(b"hello"), 0x34F6);
+    }
+
+    #[test]
+    fn roundtrip_and_errors() {
+        let mut buf = [0u8; MAX_FRAME];
+        let n = encode(&mut buf, Version::V2, 5, 7, b"hello").unwrap();
+        let (h, t) = decode(&buf[..n], Version::V2).unwrap();
+        assert_eq!((h.seq, h.length, t), (7, 5, FrameType::Data));
+        assert_eq!(decode(&buf[..n], Version::V1), Err(FrameError::BadVersion));
+        assert_eq!(decode(&buf[..n - 1], Version::V2), Err(FrameError::Truncated));
+        assert_eq!(decode(&buf[..11], Version::V2), Err(FrameError::TooShort));
+        buf[n - 1] ^= 1;
+        assert_eq!(decode(&buf[..n], Version::V2), Err(FrameError::BadCrc));
+        assert!(encode(&mut buf, Version::V2, 5, 0, &[0u8; 481]).is_none());
+    }
+}

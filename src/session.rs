@@ -1,0 +1,388 @@
+//! An established session: AES-256-GCM sealing and opening with the spec's nonce, AAD and
+//! payload layout, sequence numbers, fragmentation, PING/PONG/BYE, the control-frame flood
+//! guard and (v2) REKEY. Sans-IO: frames in, frames and events out.
+//!
+//! Encrypted payload: `nonce(12) = seq LE || session_id[0..8]`, then the ciphertext, then the
+//! 16-byte tag; the AAD is header bytes 0..10, whose length field is the encrypted length.
+
+use zeroize::Zeroize;
+
+use crate::crypto::{self, KEY_LEN, NONCE_LEN, TAG_LEN};
+use crate::frame::{self, FrameType, HEADER_LEN, MAX_FRAME, MAX_PAYLOAD};
+use crate::{Error, Version};
+
+/// Bytes an encrypted frame adds to its plaintext (nonce + tag).
+pub const AEAD_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+/// Largest plaintext in one frame.
+pub const MAX_DATA: usize = MAX_PAYLOAD - AEAD_OVERHEAD;
+/// Most frames one message may span.
+pub const MAX_FRAGMENTS: usize = 4;
+/// Largest message (`MAX_DATA * MAX_FRAGMENTS` = 1808).
+pub const MAX_MESSAGE: usize = MAX_DATA * MAX_FRAGMENTS;
+/// Offset of the plaintext inside a frame buffer passed to [`Session::seal`].
+pub const PLAINTEXT_OFFSET: usize = HEADER_LEN + NONCE_LEN;
+/// Session id length.
+pub const SESSION_ID_LEN: usize = 16;
+/// The REKEY salt length.
+pub const REKEY_SALT_LEN: usize = 32;
+
+const LAST_SEQ: u64 = 0xFFFF_FFFF;
+
+/// What an accepted frame meant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rx {
+    /// A whole message of this many bytes is in the message buffer.
+    Message(usize),
+    /// A fragment was appended; more are due.
+    Fragment,
+    /// The peer pinged: send [`Session::seal`] of a PONG now.
+    Ping,
+    /// A PONG was consumed.
+    Pong,
+    /// The peer rotated the keys (REKEY); counters restarted at 0.
+    Rekeyed,
+}
+
+/// Keys and counters of one session. Zeroized on drop; deliberately not `Clone`, so no two
+/// copies can ever seal under the same (key, nonce).
+pub struct Session {
+    version: Version,
+    tx_key: [u8; KEY_LEN],
+    rx_key: [u8; KEY_LEN],
+    session_id: [u8; SESSION_ID_LEN],
+    /// Next seq to send; above 0xFFFFFFFF once the last one is burned.
+    tx_next: u64,
+    /// Next seq expected; above 0xFFFFFFFF once the last one arrived.
+    rx_next: u64,
+    /// Bytes of the message being reassembled.
+    msg_len: u16,
+    /// Fragments received for it.
+    frags: u8,
+    /// The message is too large for the caller's buffer and is being skipped.
+    discarding: bool,
+    /// Control frames since the receive call began or since the last DATA.
+    ctrl: u8,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
+
+impl core::fmt::Debug for Session {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Session")
+            .field("version", &self.version)
+            .field("tx_next", &self.tx_next)
+            .field("rx_next", &self.rx_next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session from handshake output. v1 passes the same key twice.
+    pub fn new(
+        version: Version,
+        tx_key: &[u8; KEY_LEN],
+        rx_key: &[u8; KEY_LEN],
+        session_id: &[u8; SESSION_ID_LEN],
+    ) -> Self {
+        Self {
+            version,
+            tx_key: *tx_key,
+            rx_key: *rx_key,
+            session_id: *session_id,
+            tx_next: 0,
+            rx_next: 0,
+            msg_len: 0,
+            frags: 0,
+            discarding: false,
+            ctrl: 0,
+        }
+    }
+
+    /// Zeroizes keys and state.
+    pub fn wipe(&mut self) {
+        self.tx_key.zeroize();
+        self.rx_key.zeroize();
+        self.session_id.zeroize();
+        self.tx_next = LAST_SEQ + 1;
+        self.rx_next = LAST_SEQ + 1;
+        self.msg_len = 0;
+        self.frags = 0;
+    }
+
+    /// Wire version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+    /// Session id from SESSION_OK.
+    pub fn session_id(&self) -> &[u8; SESSION_ID_LEN] {
+        &self.session_id
+    }
+    /// Next TX sequence number (saturates above 0xFFFFFFFF when exhausted).
+    pub fn tx_next(&self) -> u64 {
+        self.tx_next
+    }
+    /// Next expected RX sequence number.
+    pub fn rx_next(&self) -> u64 {
+        self.rx_next
+    }
+    /// Current TX key (for tests and UTACK MACs).
+    pub fn tx_key(&self) -> &[u8; KEY_LEN] {
+        &self.tx_key
+    }
+    /// Current RX key.
+    pub fn rx_key(&self) -> &[u8; KEY_LEN] {
+        &self.rx_key
+    }
+    /// True while a fragmented message is partly received.
+    pub fn reassembling(&self) -> bool {
+        self.frags > 0
+    }
+
+    /// Test and recovery hook: moves the TX counter (e.g. to exercise exhaustion).
+    pub fn set_tx_next(&mut self, seq: u64) {
+        self.tx_next = seq.min(LAST_SEQ + 1);
+    }
+    /// Test hook: moves the RX counter.
+    pub fn set_rx_next(&mut self, seq: u64) {
+        self.rx_next = seq.min(LAST_SEQ + 1);
+    }
+
+    /// Frames needed for a message of `len` bytes, or `BufferOverflow` above 1808 bytes.
+    pub fn frames_for(len: usize) -> Result<usize, Error> {
+        if len > MAX_MESSAGE {
+            return Err(Error::BufferOverflow);
+        }
+        Ok(len.div_ceil(MAX_DATA).max(1))
+    }
+
+    /// Checks, before anything is sent, that `frames` more data frames fit in the sequence
+    /// space (the last usable data seq is 0xFFFFFFFE; 0xFFFFFFFF is kept for BYE).
+    pub fn check_room(&self, frames: usize) -> Result<(), Error> {
+        let last = self.tx_next.saturating_add(frames as u64).saturating_sub(1);
+        if frames == 0 || last >= LAST_SEQ {
+            return Err(Error::SeqExhausted);
+        }
+        Ok(())
+    }
+
+    /// Takes the next TX seq and advances the counter at once, so the number is never used
+    /// twice even when the frame never leaves. BYE may take 0xFFFFFFFF; nothing else may.
+    fn burn_seq(&mut self, ty: FrameType) -> Result<u32, Error> {
+        let limit = if ty == FrameType::Bye {
+            LAST_SEQ
+        } else {
+            LAST_SEQ - 1
+        };
+        if self.tx_next > limit {
+            return Err(Error::SeqExhausted);
+        }
+        let seq = self.tx_next as u32;
+        self.tx_next += 1;
+        Ok(seq)
+    }
+
+    fn nonce(&self, seq: u32) -> [u8; NONCE_LEN] {
+        let mut n = [0u8; NONCE_LEN];
+        n[..4].copy_from_slice(&seq.to_le_bytes());
+        n[4..].copy_from_slice(&self.session_id[..8]);
+        n
+    }
+
+    /// Seals one frame in place. The plaintext (`pt_len` bytes, at most 452) must already be
+    /// at `buf[PLAINTEXT_OFFSET..]`. The seq is burned before anything else can fail.
+    /// Returns the frame length.
+    pub fn seal(
+        &mut self,
+        ty: FrameType,
+        buf: &mut [u8; MAX_FRAME],
+        pt_len: usize,
+    ) -> Result<usize, Error> {
+        if pt_len > MAX_DATA || !ty.is_encrypted() {
+            return Err(Error::InvalidArg);
+        }
+        if ty == FrameType::Rekey && !self.version.has_rekey() {
+            return Err(Error::Unsupported);
+        }
+        let seq = self.burn_seq(ty)?;
+        let len = pt_len + AEAD_OVERHEAD;
+        let aad = frame::header10(self.version, ty as u8, seq, len as u16);
+        let nonce = self.nonce(seq);
+        let (_, rest) = buf.split_at_mut(HEADER_LEN);
+        let (nonce_out, rest) = rest.split_at_mut(NONCE_LEN);
+        let (pt, rest) = rest.split_at_mut(pt_len);
+        let tag = crypto::seal(&self.tx_key, &nonce, &aad, pt)?;
+        nonce_out.copy_from_slice(&nonce);
+        rest.get_mut(..TAG_LEN)
+            .ok_or(Error::InvalidArg)?
+            .copy_from_slice(&tag);
+        frame::finish(buf, self.version, ty as u8, seq, len).ok_or(Error::InvalidArg)
+    }
+
+    /// Seals a control frame with an empty plaintext (PING, PONG, BYE).
+    pub fn seal_control(&mut self, ty: FrameType, buf: &mut [u8; MAX_FRAME]) -> Result<usize, Error> {
+        self.seal(ty, buf, 0)
+    }
+
+    /// Authenticates and decrypts a frame in place. Returns its type and the plaintext
+    /// range inside `bytes`. The embedded nonce must equal `seq || session_id[0..8]`, and the
+    /// seq must be the next expected one (checked after authentication, so an unauthentic
+    /// frame is reported as such).
+    pub fn open<'a>(
+        &mut self,
+        bytes: &'a mut [u8],
+    ) -> Result<(FrameType, &'a [u8]), Error> {
+        let (h, ty) = frame::decode(bytes, self.version)?;
+        if !ty.is_encrypted() {
+            return Err(Error::UnexpectedFrame);
+        }
+        let len = usize::from(h.length);
+        if len < AEAD_OVERHEAD {
+            return Err(Error::CryptoFailed);
+        }
+        let expected = self.nonce(h.seq);
+        let (head, rest) = bytes.split_at_mut(HEADER_LEN);
+        let (nonce, rest) = rest.split_at_mut(NONCE_LEN);
+        if !crypto::ct_eq(nonce, &expected) {
+            return Err(Error::CryptoFailed);
+        }
+        let ct_len = len - AEAD_OVERHEAD;
+        let (ct, rest) = rest.split_at_mut(ct_len);
+        let tag: &[u8; TAG_LEN] = rest
+            .get(..TAG_LEN)
+            .and_then(|t| t.try_into().ok())
+            .ok_or(Error::BadFrame)?;
+        let aad = head.get(..10).ok_or(Error::BadFrame)?;
+        crypto::open(&self.rx_key, &expected, aad, ct, tag)?;
+        if u64::from(h.seq) != self.rx_next {
+            return Err(Error::ReplayDetected);
+        }
+        self.rx_next += 1;
+        Ok((ty, ct))
+    }
+
+    /// Call at the start of each receive call: restarts the flood-guard count.
+    pub fn begin_receive(&mut self) {
+        self.ctrl = 0;
+    }
+
+    fn control_frame(&mut self) -> Result<(), Error> {
+        if self.frags > 0 {
+            return Err(Error::Fragmentation);
+        }
+        self.ctrl = self.ctrl.saturating_add(1);
+        if self.ctrl >= self.version.flood_limit() {
+            return Err(Error::Flood);
+        }
+        Ok(())
+    }
+
+    /// Handles one received frame: opens it, then reassembles messages into `msg`, reports
+    /// PINGs (answer with a PONG), consumes PONGs, applies REKEY and refuses BYE with
+    /// [`Error::ClosedByPeer`]. `msg` must be the same buffer for all fragments of a message.
+    /// [`Error::BufferOverflow`] (a message larger than `msg`) leaves the session usable.
+    pub fn receive(&mut self, bytes: &mut [u8], msg: &mut [u8]) -> Result<Rx, Error> {
+        let (ty, pt) = self.open(bytes)?;
+        match ty {
+            FrameType::Data | FrameType::DataFrag => {
+                self.ctrl = 0;
+                let last = ty == FrameType::Data;
+                if !last && usize::from(self.frags) + 1 >= MAX_FRAGMENTS {
+                    self.reset_message();
+                    return Err(Error::Fragmentation);
+                }
+                self.frags += 1;
+                let at = usize::from(self.msg_len);
+                if !self.discarding {
+                    match msg.get_mut(at..at + pt.len()) {
+                        Some(dst) => dst.copy_from_slice(pt),
+                        None => self.discarding = true,
+                    }
+                }
+                self.msg_len = (at + pt.len()) as u16;
+                if !last {
+                    return Ok(Rx::Fragment);
+                }
+                let total = usize::from(self.msg_len);
+                let overflow = self.discarding;
+                self.reset_message();
+                if overflow {
+                    return Err(Error::BufferOverflow);
+                }
+                Ok(Rx::Message(total))
+            }
+            FrameType::Ping => self.control_frame().map(|()| Rx::Ping),
+            FrameType::Pong => self.control_frame().map(|()| Rx::Pong),
+            FrameType::Rekey => {
+                self.control_frame()?;
+                let salt: &[u8; REKEY_SALT_LEN] =
+                    pt.try_into().map_err(|_| Error::UnexpectedFrame)?;
+                self.rekey(salt, false)?;
+                Ok(Rx::Rekeyed)
+            }
+            FrameType::Bye => {
+                self.wipe();
+                Err(Error::ClosedByPeer)
+            }
+            _ => Err(Error::UnexpectedFrame),
+        }
+    }
+
+    fn reset_message(&mut self) {
+        self.frags = 0;
+        self.msg_len = 0;
+        self.discarding = false;
+    }
+
+    /// Starts a REKEY (v2): seals the REKEY frame carrying `salt` under the current key into
+    /// `buf`, then switches to the new keys with both counters at 0. Send `buf[..n]` next.
+    pub fn start_rekey(
+        &mut self,
+        salt: &[u8; REKEY_SALT_LEN],
+        buf: &mut [u8; MAX_FRAME],
+    ) -> Result<usize, Error> {
+        if !self.version.has_rekey() {
+            return Err(Error::Unsupported);
+        }
+        if self.frags > 0 {
+            return Err(Error::Fragmentation);
+        }
+        buf.get_mut(PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + REKEY_SALT_LEN)
+            .ok_or(Error::InvalidArg)?
+            .copy_from_slice(salt);
+        let n = self.seal(FrameType::Rekey, buf, REKEY_SALT_LEN)?;
+        self.rekey(salt, true)?;
+        Ok(n)
+    }
+
+    /// `okm = HKDF(ikm = initiator_tx || initiator_rx, salt, "usmp-rekey" || session_id)`;
+    /// the initiator takes tx = okm[0..32], the responder rx = okm[0..32].
+    fn rekey(&mut self, salt: &[u8; REKEY_SALT_LEN], initiator: bool) -> Result<(), Error> {
+        let mut ikm = [0u8; 2 * KEY_LEN];
+        let (first, second) = if initiator {
+            (&self.tx_key, &self.rx_key)
+        } else {
+            (&self.rx_key, &self.tx_key)
+        };
+        ikm[..KEY_LEN].copy_from_slice(first);
+        ikm[KEY_LEN..].copy_from_slice(second);
+        let mut okm = [0u8; 2 * KEY_LEN];
+        let r = crypto::hkdf(salt, &ikm, &[b"usmp-rekey", &self.session_id], &mut okm);
+        ikm.zeroize();
+        if let Err(e) = r {
+            okm.zeroize();
+            return Err(e);
+        }
+        let (a, b) = okm.split_at(KEY_LEN);
+        let (tx, rx) = if initiator { (a, b) } else { (b, a) };
+        self.tx_key.copy_from_slice(tx);
+        self.rx_key.copy_from_slice(rx);
+        okm.zeroize();
+        self.tx_next = 0;
+        self.rx_next = 0;
+        Ok(())
+    }
+}
