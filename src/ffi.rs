@@ -122,11 +122,15 @@ pub enum usmp_log_level_t {
 #[repr(C)]
 pub struct usmp_transport_s {
     /// Send one whole frame. < 0 = failure; >= 0 = success.
-    pub send: Option<unsafe extern "C" fn(t: *mut usmp_transport_s, data: *const u8, len: usize) -> c_int>,
+    pub send: Option<
+        unsafe extern "C" fn(t: *mut usmp_transport_s, data: *const u8, len: usize) -> c_int,
+    >,
     /// Receive exactly one whole frame into `buf` (at most `max_len` bytes) and return its
     /// length; 0 when nothing arrived within the transport's receive timeout; < 0 when the
     /// connection failed or closed.
-    pub recv: Option<unsafe extern "C" fn(t: *mut usmp_transport_s, buf: *mut u8, max_len: usize) -> c_int>,
+    pub recv: Option<
+        unsafe extern "C" fn(t: *mut usmp_transport_s, buf: *mut u8, max_len: usize) -> c_int,
+    >,
     /// Close the connection but keep `ctx`, so `reconnect` can dial again. May be NULL.
     pub close: Option<unsafe extern "C" fn(t: *mut usmp_transport_s)>,
     /// Dial the same address again: 0 = ok, < 0 = failure. May be NULL (no reconnect).
@@ -413,7 +417,10 @@ fn connect_with(ctx: *mut usmp_t, inner: &mut Inner) -> Result<(), Error> {
     match r {
         Ok(()) => {
             inner.last_tx_ms = millis();
-            log(usmp_log_level_t::USMP_LOG_LEVEL_INFO, b"session established\0");
+            log(
+                usmp_log_level_t::USMP_LOG_LEVEL_INFO,
+                b"session established\0",
+            );
         }
         Err(e) => {
             inner.drop_session();
@@ -588,10 +595,14 @@ fn send_message(inner: &mut Inner, data: &[u8]) -> Result<(), Error> {
         buf.get_mut(PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + chunk.len())
             .ok_or(Error::InvalidArg)?
             .copy_from_slice(chunk);
-        let n = s.seal(ty, &mut buf, chunk.len())?;
-        send_or_drop(inner, buf.get(..n).ok_or(Error::InvalidArg)?)?;
+        let sealed = s.seal(ty, &mut buf, chunk.len());
+        // After sealing, the buffer holds only ciphertext; on a refusal, plaintext.
+        let sent = sealed.and_then(|n| send_or_drop(inner, buf.get(..n).unwrap_or(&[])));
+        if sent.is_err() {
+            buf.zeroize();
+            return sent;
+        }
     }
-    buf.zeroize();
     Ok(())
 }
 
@@ -636,11 +647,18 @@ pub unsafe extern "C" fn usmp_recv(ctx: *mut usmp_t, out: *mut u8, max_len: u16)
 }
 
 fn recv_message(inner: &mut Inner, out: &mut [u8]) -> Result<usize, Error> {
-    inner.session().ok_or(Error::NotConnected)?.begin_receive();
     let mut rx = [0u8; MAX_FRAME];
+    let r = recv_into(inner, out, &mut rx);
+    // The frame buffer held decrypted plaintext: leave none of it on the stack.
+    rx.zeroize();
+    r
+}
+
+fn recv_into(inner: &mut Inner, out: &mut [u8], rx: &mut [u8; MAX_FRAME]) -> Result<usize, Error> {
+    inner.session().ok_or(Error::NotConnected)?.begin_receive();
     let mut waiting_since: Option<u32> = None;
     loop {
-        let n = inner.recv(&mut rx)?;
+        let n = inner.recv(rx)?;
         let s = inner.session().ok_or(Error::NotConnected)?;
         if n == 0 {
             if !s.reassembling() {

@@ -114,7 +114,18 @@ pub fn header10(version: Version, ty: u8, seq: u32, len: u16) -> [u8; 10] {
     let m = MAGIC.to_le_bytes();
     let s = seq.to_le_bytes();
     let l = len.to_le_bytes();
-    [m[0], m[1], version.byte(), ty, s[0], s[1], s[2], s[3], l[0], l[1]]
+    [
+        m[0],
+        m[1],
+        version.byte(),
+        ty,
+        s[0],
+        s[1],
+        s[2],
+        s[3],
+        l[0],
+        l[1],
+    ]
 }
 
 /// Writes header + CRC in front of a payload already placed at `buf[12..12 + len]`.
@@ -126,6 +137,7 @@ pub fn finish(buf: &mut [u8], version: Version, ty: u8, seq: u32, len: usize) ->
     let total = HEADER_LEN + len;
     let frame = buf.get_mut(..total)?;
     let (hdr, payload) = frame.split_at_mut(HEADER_LEN);
+    let hdr: &mut [u8; HEADER_LEN] = hdr.try_into().ok()?;
     let h = header10(version, ty, seq, len as u16);
     let crc = crc16_update(crc16(&h), payload);
     hdr[..10].copy_from_slice(&h);
@@ -134,13 +146,7 @@ pub fn finish(buf: &mut [u8], version: Version, ty: u8, seq: u32, len: usize) ->
 }
 
 /// Encodes a whole frame from a separate payload into `out`. Returns its length.
-pub fn encode(
-    out: &mut [u8],
-    version: Version,
-    ty: u8,
-    seq: u32,
-    payload: &[u8],
-) -> Option<usize> {
+pub fn encode(out: &mut [u8], version: Version, ty: u8, seq: u32, payload: &[u8]) -> Option<usize> {
     if payload.len() > MAX_PAYLOAD {
         return None;
     }
@@ -234,7 +240,10 @@ mod tests {
         let (h, t) = decode(&buf[..n], Version::V2).unwrap();
         assert_eq!((h.seq, h.length, t), (7, 5, FrameType::Data));
         assert_eq!(decode(&buf[..n], Version::V1), Err(FrameError::BadVersion));
-        assert_eq!(decode(&buf[..n - 1], Version::V2), Err(FrameError::Truncated));
+        assert_eq!(
+            decode(&buf[..n - 1], Version::V2),
+            Err(FrameError::Truncated)
+        );
         assert_eq!(decode(&buf[..11], Version::V2), Err(FrameError::TooShort));
         buf[n - 1] ^= 1;
         assert_eq!(decode(&buf[..n], Version::V2), Err(FrameError::BadCrc));

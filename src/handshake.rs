@@ -82,12 +82,12 @@ fn split_keys(okm: &[u8; 2 * KEY_LEN]) -> (&[u8; KEY_LEN], &[u8; KEY_LEN]) {
 
 /// Checks a received handshake frame: decodes it (CRC included), requires `want` (or
 /// HELLO_RETRY where `retry_ok`), and the exact payload length for its type.
-fn expect<'a>(
+fn expect(
     version: Version,
-    bytes: &'a [u8],
+    bytes: &[u8],
     want: FrameType,
     want_len: usize,
-) -> Result<(FrameType, &'a [u8]), Error> {
+) -> Result<(FrameType, &[u8]), Error> {
     let (h, ty) = frame::decode(bytes, version)?;
     let p = frame::payload(bytes, &h);
     let ok_len = match ty {
@@ -185,18 +185,27 @@ impl<'p> DeviceHandshake<'p> {
             }
             None => HELLO_LEN,
         };
-        frame::encode(out, self.version, FrameType::Hello as u8, 0, p.get(..len).unwrap_or(&[]))
-            .unwrap_or(0)
+        frame::encode(
+            out,
+            self.version,
+            FrameType::Hello as u8,
+            0,
+            p.get(..len).unwrap_or(&[]),
+        )
+        .unwrap_or(0)
     }
 
     /// Handles a gateway frame; the reply (if any) goes to `out`.
-    pub fn receive(&mut self, bytes: &[u8], out: &mut [u8; MAX_FRAME]) -> Result<DeviceStep, Error> {
+    pub fn receive(
+        &mut self,
+        bytes: &[u8],
+        out: &mut [u8; MAX_FRAME],
+    ) -> Result<DeviceStep, Error> {
         match self.state {
             DeviceState::AwaitChallenge => {
                 let (ty, p) = expect(self.version, bytes, FrameType::Challenge, CHALLENGE_LEN)?;
                 if ty == FrameType::HelloRetry {
-                    let cookie: &[u8; COOKIE_LEN] =
-                        p.try_into().map_err(|_| Error::BadFrame)?;
+                    let cookie: &[u8; COOKIE_LEN] = p.try_into().map_err(|_| Error::BadFrame)?;
                     return Ok(DeviceStep::Send(self.hello(Some(cookie), out)));
                 }
                 let (n, s) = p.split_at(CHALLENGE_NONCE_LEN);
@@ -205,7 +214,8 @@ impl<'p> DeviceHandshake<'p> {
                 let shared = crypto::x25519_shared(&self.secret, &self.pub_s);
                 self.secret.zeroize();
                 let mut shared = shared?;
-                let keys = derive_keys(self.version, &shared, &self.nonce, &self.pub_c, &self.pub_s);
+                let keys =
+                    derive_keys(self.version, &shared, &self.nonce, &self.pub_c, &self.pub_s);
                 shared.zeroize();
                 self.keys = keys?;
                 let mac = transcript_mac(
@@ -320,7 +330,11 @@ impl<'p> Responder<'p> {
     }
 
     /// Handles a device frame; the reply goes to `out`.
-    pub fn receive(&mut self, bytes: &[u8], out: &mut [u8; MAX_FRAME]) -> Result<ResponderStep, Error> {
+    pub fn receive(
+        &mut self,
+        bytes: &[u8],
+        out: &mut [u8; MAX_FRAME],
+    ) -> Result<ResponderStep, Error> {
         match self.state {
             ResponderState::AwaitHello => {
                 let (h, ty) = frame::decode(bytes, self.version)?;
@@ -335,11 +349,13 @@ impl<'p> Responder<'p> {
                 }
                 let (id, rest) = p.split_at(DEVICE_ID_LEN);
                 self.device_id.copy_from_slice(id);
-                self.pub_c.copy_from_slice(rest.get(..KEY_LEN).ok_or(Error::BadFrame)?);
+                self.pub_c
+                    .copy_from_slice(rest.get(..KEY_LEN).ok_or(Error::BadFrame)?);
                 let shared = crypto::x25519_shared(&self.secret, &self.pub_c);
                 self.secret.zeroize();
                 let mut shared = shared?;
-                let keys = derive_keys(self.version, &shared, &self.nonce, &self.pub_c, &self.pub_s);
+                let keys =
+                    derive_keys(self.version, &shared, &self.nonce, &self.pub_c, &self.pub_s);
                 shared.zeroize();
                 self.keys = keys?;
                 let mut c = [0u8; CHALLENGE_LEN];

@@ -223,7 +223,11 @@ impl Session {
     }
 
     /// Seals a control frame with an empty plaintext (PING, PONG, BYE).
-    pub fn seal_control(&mut self, ty: FrameType, buf: &mut [u8; MAX_FRAME]) -> Result<usize, Error> {
+    pub fn seal_control(
+        &mut self,
+        ty: FrameType,
+        buf: &mut [u8; MAX_FRAME],
+    ) -> Result<usize, Error> {
         self.seal(ty, buf, 0)
     }
 
@@ -231,10 +235,7 @@ impl Session {
     /// range inside `bytes`. The embedded nonce must equal `seq || session_id[0..8]`, and the
     /// seq must be the next expected one (checked after authentication, so an unauthentic
     /// frame is reported as such).
-    pub fn open<'a>(
-        &mut self,
-        bytes: &'a mut [u8],
-    ) -> Result<(FrameType, &'a [u8]), Error> {
+    pub fn open<'a>(&mut self, bytes: &'a mut [u8]) -> Result<(FrameType, &'a [u8]), Error> {
         let (h, ty) = frame::decode(bytes, self.version)?;
         if !ty.is_encrypted() {
             return Err(Error::UnexpectedFrame);

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The whole test suite: the README's test command, and what CI runs (.ci/run).
+# Sets up its tools first (scripts/setup.sh), then: format, lints, header freshness, Rust
+# unit/vector/session tests, cross builds for the four MCU targets, C tests under
+# ASan/UBSan (ctest), interop against the real PyPI gateways, and the size report.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+build=${USMP_BUILD_DIR:-$root/build}
+mkdir -p "$build"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+[ "${USMP_SKIP_SETUP:-0}" = 1 ] || scripts/setup.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings (host with tests, and the no_std library for a Cortex-M target)"
+cargo clippy --all-targets --features std -- -D warnings
+cargo clippy --lib --target thumbv7em-none-eabihf -- -D warnings
+
+step "generated header is up to date (cbindgen)"
+cbindgen --quiet --config cbindgen.toml --output "$build/usmp.h.regen"
+if ! cmp -s "$build/usmp.h.regen" include/usmp.h; then
+  diff -u include/usmp.h "$build/usmp.h.regen" | head -40
+  echo "include/usmp.h is stale: run cbindgen --config cbindgen.toml --output include/usmp.h" >&2
+  exit 1
+fi
+
+step "Rust tests (vectors, device<->responder sessions, unit tests)"
+cargo test --features std
+
+step "cross builds of the release static library (LTO) for the MCU targets"
+for t in thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imc-unknown-none-elf riscv32imac-unknown-none-elf; do
+  cargo rustc -q --release --lib --crate-type staticlib --target "$t"
+  echo "ok $t"
+done
+# Cargo silently drops `lto = true` when crate types are mixed; the shipped archive is built
+# with `cargo rustc --crate-type staticlib`, which must really pass -C lto to rustc.
+touch src/lib.rs
+if ! cargo rustc -v --release --lib --crate-type staticlib --target thumbv7em-none-eabihf 2>&1 \
+    | grep -q -- '--crate-name usmp .*-C lto'; then
+  echo "the release staticlib was not built with -C lto" >&2
+  exit 1
+fi
+echo "ok: release staticlib built with -C lto"
+
+step "C API tests under AddressSanitizer + UndefinedBehaviorSanitizer (ctest)"
+cmake -S . -B "$build/ctest" -G Ninja -DUSMP_BUILD_TESTS=ON -DUSMP_SANITIZE=ON -DUSMP_BUILD_EXAMPLES=ON >/dev/null
+cmake --build "$build/ctest"
+ctest --test-dir "$build/ctest" --output-on-failure
+
+step "interop with the real gateways from PyPI (usmp 0.5.1 = wire v1, usmp 1.2.2 = wire v2)"
+USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/interop -q -rA
+
+step "size report (thumbv7em-none-eabihf, thumbv6m-none-eabi, riscv32imc; real --gc-sections link)"
+tools/size/size-report.sh

@@ -1,0 +1,36 @@
+/* Size probe: a minimal bare-metal program that calls the whole C API, so a real
+ * --gc-sections link keeps exactly what an application using the library would. */
+#include "usmp.h"
+
+int usmp_port_get_device_id(uint8_t *out, size_t len) { (void)out; (void)len; return 0; }
+int usmp_port_random(uint8_t *out, size_t len) { (void)out; (void)len; return 0; }
+void usmp_port_delay_ms(uint32_t ms) { (void)ms; }
+uint32_t usmp_port_millis(void) { return 0; }
+void usmp_port_log(char level, const char *tag, const char *msg) { (void)level; (void)tag; (void)msg; }
+
+/* The transport lives behind pointers the linker cannot see through. */
+extern usmp_transport_t probe_transport;
+usmp_transport_t probe_transport;
+static uint8_t buf[USMP_MAX_MESSAGE_LEN];
+static usmp_t ctx;
+volatile int sink;
+
+int main(void) {
+  sink = usmp_connect(&ctx, &probe_transport);
+  sink = usmp_send(&ctx, buf, sizeof buf);
+  sink = usmp_recv(&ctx, buf, sizeof buf);
+  sink = usmp_ping(&ctx);
+  sink = usmp_keepalive_tick(&ctx);
+  sink = usmp_rekey(&ctx);
+  sink = usmp_reconnect(&ctx);
+  sink = usmp_is_connected(&ctx);
+  sink = usmp_frame_size(buf, 12);
+  sink = (int)(uintptr_t)usmp_err_name(sink);
+  sink = (int)(uintptr_t)usmp_get_version();
+  usmp_set_log_level(USMP_LOG_LEVEL_INFO);
+  sink = (int)usmp_get_log_level();
+  usmp_close(&ctx);
+  return 0;
+}
+
+void Reset_Handler(void) { main(); for (;;) {} }
