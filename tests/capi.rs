@@ -1,0 +1,565 @@
+//! The C API driven from Rust against the in-process responder: the driver logic of
+//! `src/ffi.rs` (handshake pump, fragments, automatic PONG, REKEY, BYE, copy detection)
+//! without sockets. Port hooks are defined here, as an application would.
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::ffi::{c_char, c_int, c_void, CStr};
+
+use usmp::ffi::*;
+use usmp::frame::{FrameType, MAX_FRAME};
+use usmp::handshake::{Responder, ResponderStep};
+use usmp::session::{Rx, Session, MAX_DATA, PLAINTEXT_OFFSET};
+use usmp::Version;
+
+thread_local! {
+    static CLOCK: RefCell<u32> = const { RefCell::new(1000) };
+    static RNG: RefCell<u8> = const { RefCell::new(1) };
+}
+
+#[no_mangle]
+extern "C" fn usmp_port_get_device_id(out: *mut u8, len: usize) -> c_int {
+    if len < 6 {
+        return -1;
+    }
+    unsafe { std::ptr::copy_nonoverlapping([0, 0x1a, 0x2b, 0x3c, 0x4d, 0x5e].as_ptr(), out, 6) };
+    0
+}
+#[no_mangle]
+extern "C" fn usmp_port_random(out: *mut u8, len: usize) -> c_int {
+    RNG.with(|r| {
+        for i in 0..len {
+            let mut v = r.borrow_mut();
+            *v = v.wrapping_mul(37).wrapping_add(11);
+            unsafe { *out.add(i) = *v };
+        }
+    });
+    0
+}
+#[no_mangle]
+extern "C" fn usmp_port_delay_ms(_ms: u32) {}
+#[no_mangle]
+extern "C" fn usmp_port_millis() -> u32 {
+    // Every call advances the clock by 100 ms, so timeouts are reached quickly.
+    CLOCK.with(|c| {
+        let mut c = c.borrow_mut();
+        *c = c.wrapping_add(100);
+        *c
+    })
+}
+#[no_mangle]
+extern "C" fn usmp_port_log(_l: c_char, _t: *const c_char, _m: *const c_char) {}
+
+const PSK: &[u8] = b"usmp-dev-psk-change-me-before-prod";
+
+/// The gateway end of an in-memory link: a responder, then an echo session.
+struct Gateway {
+    version: Version,
+    psk: Vec<u8>,
+    hs: Option<Responder<'static>>,
+    session: Option<Session>,
+    to_device: VecDeque<Vec<u8>>,
+    received: Vec<Vec<u8>>,
+    pongs: usize,
+    pings: usize,
+    closed_by_device: bool,
+    echo: bool,
+    fail_sends_after: Option<usize>,
+    sends: usize,
+    closes: usize,
+    msg: Vec<u8>,
+}
+
+impl Gateway {
+    fn new(version: Version, psk: &[u8]) -> Box<Self> {
+        let psk_static: &'static [u8] = Box::leak(psk.to_vec().into_boxed_slice());
+        Box::new(Self {
+            version,
+            psk: psk.to_vec(),
+            hs: Some(
+                Responder::new(
+                    version,
+                    psk_static,
+                    &[9; 32],
+                    &[0x40; 32],
+                    b"0123456789abcdef",
+                )
+                .unwrap(),
+            ),
+            session: None,
+            to_device: VecDeque::new(),
+            received: Vec::new(),
+            pongs: 0,
+            pings: 0,
+            closed_by_device: false,
+            echo: true,
+            fail_sends_after: None,
+            sends: 0,
+            closes: 0,
+            msg: vec![0; 4000],
+        })
+    }
+
+    fn on_device_frame(&mut self, frame: &[u8]) {
+        let mut out = [0u8; MAX_FRAME];
+        if let Some(hs) = self.hs.as_mut() {
+            match hs.receive(frame, &mut out) {
+                Ok(ResponderStep::Send(n)) => self.to_device.push_back(out[..n].to_vec()),
+                Ok(ResponderStep::Established(n, s)) => {
+                    self.to_device.push_back(out[..n].to_vec());
+                    self.session = Some(s);
+                    self.hs = None;
+                }
+                Err(_) => self.hs = None, // hang up, like the real gateway
+            }
+            return;
+        }
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        let mut f = frame.to_vec();
+        let mut msg = std::mem::take(&mut self.msg);
+        s.begin_receive();
+        match s.receive(&mut f, &mut msg) {
+            Ok(Rx::Message(n)) => {
+                self.received.push(msg[..n].to_vec());
+                if self.echo {
+                    let m = msg[..n].to_vec();
+                    self.send_message(&m);
+                }
+            }
+            Ok(Rx::Ping) => {
+                self.pings += 1;
+                self.send_control(FrameType::Pong);
+            }
+            Ok(Rx::Pong) => self.pongs += 1,
+            Ok(_) => {}
+            Err(usmp::Error::ClosedByPeer) => self.closed_by_device = true,
+            Err(e) => panic!("gateway refused a device frame: {e:?}"),
+        }
+        self.msg = msg;
+    }
+
+    fn send_message(&mut self, m: &[u8]) {
+        let s = self.session.as_mut().unwrap();
+        let chunks: Vec<&[u8]> = if m.is_empty() {
+            vec![&[][..]]
+        } else {
+            m.chunks(MAX_DATA).collect()
+        };
+        for (i, c) in chunks.iter().enumerate() {
+            let mut buf = [0u8; MAX_FRAME];
+            buf[PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + c.len()].copy_from_slice(c);
+            let ty = if i + 1 == chunks.len() {
+                FrameType::Data
+            } else {
+                FrameType::DataFrag
+            };
+            let n = s.seal(ty, &mut buf, c.len()).unwrap();
+            self.to_device.push_back(buf[..n].to_vec());
+        }
+    }
+
+    fn send_control(&mut self, ty: FrameType) {
+        let mut buf = [0u8; MAX_FRAME];
+        let n = self
+            .session
+            .as_mut()
+            .unwrap()
+            .seal_control(ty, &mut buf)
+            .unwrap();
+        self.to_device.push_back(buf[..n].to_vec());
+    }
+
+    fn rekey(&mut self, salt: [u8; 32]) {
+        let mut buf = [0u8; MAX_FRAME];
+        let n = self
+            .session
+            .as_mut()
+            .unwrap()
+            .start_rekey(&salt, &mut buf)
+            .unwrap();
+        self.to_device.push_back(buf[..n].to_vec());
+    }
+
+    fn restart(&mut self) {
+        let psk_static: &'static [u8] = Box::leak(self.psk.clone().into_boxed_slice());
+        self.hs = Some(
+            Responder::new(
+                self.version,
+                psk_static,
+                &[7; 32],
+                &[0x41; 32],
+                b"fedcba9876543210",
+            )
+            .unwrap(),
+        );
+        self.session = None;
+        self.to_device.clear();
+    }
+}
+
+fn gw<'a>(t: *mut usmp_transport_t) -> &'a mut Gateway {
+    unsafe { &mut *((*t).ctx as *mut Gateway) }
+}
+
+unsafe extern "C" fn t_send(t: *mut usmp_transport_t, data: *const u8, len: usize) -> c_int {
+    let g = gw(t);
+    g.sends += 1;
+    if g.fail_sends_after.is_some_and(|k| g.sends > k) {
+        return -1;
+    }
+    let f = unsafe { std::slice::from_raw_parts(data, len) }.to_vec();
+    g.on_device_frame(&f);
+    0
+}
+unsafe extern "C" fn t_recv(t: *mut usmp_transport_t, buf: *mut u8, max: usize) -> c_int {
+    let g = gw(t);
+    if g.hs.is_none() && g.session.is_none() {
+        return -1; // hung up
+    }
+    match g.to_device.pop_front() {
+        None => 0,
+        Some(f) => {
+            assert!(f.len() <= max);
+            unsafe { std::ptr::copy_nonoverlapping(f.as_ptr(), buf, f.len()) };
+            f.len() as c_int
+        }
+    }
+}
+unsafe extern "C" fn t_close(t: *mut usmp_transport_t) {
+    gw(t).closes += 1;
+}
+unsafe extern "C" fn t_reconnect(t: *mut usmp_transport_t) -> c_int {
+    gw(t).restart();
+    0
+}
+unsafe extern "C" fn t_available(t: *mut usmp_transport_t) -> c_int {
+    !gw(t).to_device.is_empty() as c_int
+}
+
+fn transport(g: &mut Gateway) -> usmp_transport_t {
+    usmp_transport_t {
+        send: Some(t_send),
+        recv: Some(t_recv),
+        close: Some(t_close),
+        reconnect: Some(t_reconnect),
+        available: Some(t_available),
+        destroy: None,
+        ctx: g as *mut Gateway as *mut c_void,
+    }
+}
+
+fn ctx(version: u8) -> Box<usmp_t> {
+    // SAFETY: usmp_t is valid zero-initialised, as in C (`usmp_t ctx = {0};`).
+    let mut c: Box<usmp_t> = Box::new(unsafe { std::mem::zeroed() });
+    c.psk = PSK.as_ptr();
+    c.psk_len = PSK.len();
+    c.protocol_version = version;
+    c
+}
+
+fn name(rc: c_int) -> String {
+    unsafe { CStr::from_ptr(usmp_err_name(rc)) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn recv_message(c: &mut usmp_t, buf: &mut [u8]) -> c_int {
+    for _ in 0..20 {
+        let n = unsafe { usmp_recv(c, buf.as_mut_ptr(), buf.len() as u16) };
+        if n != 0 {
+            return n;
+        }
+    }
+    0
+}
+
+#[test]
+fn connect_echo_every_size_close() {
+    for (cfg, v) in [
+        (USMP_PROTOCOL_V1, Version::V1),
+        (0, Version::V2),
+        (USMP_PROTOCOL_V2, Version::V2),
+    ] {
+        let mut g = Gateway::new(v, PSK);
+        let mut t = transport(&mut g);
+        let mut c = ctx(cfg);
+        assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0, "{cfg}");
+        assert!(unsafe { usmp_is_connected(&*c) });
+        let mut buf = vec![0u8; 1808];
+        for len in [1usize, 452, 453, 1000, 1808] {
+            let msg: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            assert_eq!(unsafe { usmp_send(&mut *c, msg.as_ptr(), len as u16) }, 0);
+            assert_eq!(recv_message(&mut c, &mut buf), len as c_int, "{len}");
+            assert_eq!(&buf[..len], &msg[..]);
+        }
+        // 0 bytes: one DATA frame; the echo comes back as 0 (indistinguishable, as in the original)
+        assert_eq!(unsafe { usmp_send(&mut *c, std::ptr::null(), 0) }, 0);
+        assert_eq!(g.received.last().unwrap().len(), 0);
+        let before = g.received.len();
+        assert_eq!(
+            unsafe { usmp_send(&mut *c, buf.as_ptr(), 1809) },
+            USMP_ERR_BUFFER_OVERFLOW_CODE
+        );
+        assert_eq!(g.received.len(), before);
+        unsafe { usmp_close(&mut *c) };
+        assert!(g.closed_by_device, "BYE not received");
+        assert_eq!(g.closes, 1);
+        assert!(!unsafe { usmp_is_connected(&*c) });
+        unsafe { usmp_close(&mut *c) }; // twice: harmless
+        assert_eq!(
+            unsafe { usmp_send(&mut *c, buf.as_ptr(), 1) },
+            usmp_err_t::USMP_ERR_NOT_CONNECTED as c_int
+        );
+    }
+}
+
+const USMP_ERR_BUFFER_OVERFLOW_CODE: c_int = usmp_err_t::USMP_ERR_BUFFER_OVERFLOW as c_int;
+
+#[test]
+fn gateway_ping_is_answered_and_flood_is_refused() {
+    for v in [Version::V1, Version::V2] {
+        let mut g = Gateway::new(v, PSK);
+        let mut t = transport(&mut g);
+        let mut c = ctx(v as u8);
+        assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+        g.send_control(FrameType::Ping);
+        let mut buf = [0u8; 64];
+        assert_eq!(unsafe { usmp_recv(&mut *c, buf.as_mut_ptr(), 64) }, 0);
+        assert_eq!(g.pongs, 1);
+        // A storm of pings in one call: the limit ends the session.
+        for _ in 0..v.flood_limit() {
+            g.send_control(FrameType::Ping);
+        }
+        let rc = unsafe { usmp_recv(&mut *c, buf.as_mut_ptr(), 64) };
+        assert_eq!(name(rc), "USMP_ERR_FLOOD");
+        assert!(!unsafe { usmp_is_connected(&*c) });
+        // reconnect works afterwards
+        assert_eq!(unsafe { usmp_reconnect(&mut *c) }, 0);
+        assert_eq!(unsafe { usmp_send(&mut *c, b"x".as_ptr(), 1) }, 0);
+        assert_eq!(recv_message(&mut c, &mut buf), 1);
+    }
+}
+
+#[test]
+fn keepalive_and_ping() {
+    let mut g = Gateway::new(Version::V2, PSK);
+    let mut t = transport(&mut g);
+    let mut c = ctx(0);
+    c.keepalive_ms = 250;
+    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    let mut sent = 0;
+    for _ in 0..10 {
+        assert_eq!(unsafe { usmp_keepalive_tick(&mut *c) }, 0);
+        sent = g.pings;
+    }
+    assert!(sent >= 2, "keepalive sent {sent} pings");
+    assert_eq!(unsafe { usmp_ping(&mut *c) }, 0);
+    assert_eq!(g.pings, sent + 1);
+    let mut buf = [0u8; 8];
+    while unsafe { usmp_recv(&mut *c, buf.as_mut_ptr(), 8) } == 0 && !g.to_device.is_empty() {}
+    c.keepalive_ms = 0;
+    assert_eq!(unsafe { usmp_keepalive_tick(&mut *c) }, 0);
+}
+
+#[test]
+fn rekey_both_ways_then_echo() {
+    let mut g = Gateway::new(Version::V2, PSK);
+    let mut t = transport(&mut g);
+    let mut c = ctx(0);
+    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    let mut buf = vec![0u8; 1808];
+    assert_eq!(unsafe { usmp_rekey(&mut *c) }, 0);
+    assert_eq!(unsafe { usmp_send(&mut *c, b"after".as_ptr(), 5) }, 0);
+    assert_eq!(recv_message(&mut c, &mut buf), 5);
+    g.rekey([3; 32]);
+    assert_eq!(unsafe { usmp_recv(&mut *c, buf.as_mut_ptr(), 100) }, 0);
+    assert_eq!(unsafe { usmp_send(&mut *c, b"again!".as_ptr(), 6) }, 0);
+    assert_eq!(recv_message(&mut c, &mut buf), 6);
+    assert_eq!(&buf[..6], b"again!");
+    // v1: unsupported, nothing sent
+    let mut g1 = Gateway::new(Version::V1, PSK);
+    let mut t1 = transport(&mut g1);
+    let mut c1 = ctx(USMP_PROTOCOL_V1);
+    assert_eq!(unsafe { usmp_connect(&mut *c1, &mut t1) }, 0);
+    let sends = g1.sends;
+    assert_eq!(
+        name(unsafe { usmp_rekey(&mut *c1) }),
+        "USMP_ERR_UNSUPPORTED"
+    );
+    assert_eq!(g1.sends, sends);
+}
+
+#[test]
+fn gateway_bye_closes() {
+    let mut g = Gateway::new(Version::V2, PSK);
+    let mut t = transport(&mut g);
+    let mut c = ctx(0);
+    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    g.send_control(FrameType::Bye);
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        name(unsafe { usmp_recv(&mut *c, buf.as_mut_ptr(), 8) }),
+        "USMP_ERR_CLOSED_BY_PEER"
+    );
+    assert!(!unsafe { usmp_is_connected(&*c) });
+}
+
+#[test]
+fn wrong_psk_short_psk_and_bad_arguments() {
+    let mut g = Gateway::new(Version::V2, b"the-gateway-has-another-key-here");
+    let mut t = transport(&mut g);
+    let mut c = ctx(0);
+    assert_eq!(
+        name(unsafe { usmp_connect(&mut *c, &mut t) }),
+        "USMP_ERR_AUTH_FAILED"
+    );
+    assert_eq!(g.closes, 1);
+    let mut g = Gateway::new(Version::V2, PSK);
+    let mut t = transport(&mut g);
+    let mut c = ctx(0);
+    c.psk_len = 15;
+    assert_eq!(
+        name(unsafe { usmp_connect(&mut *c, &mut t) }),
+        "USMP_ERR_PSK_TOO_SHORT"
+    );
+    assert_eq!(g.sends, 0, "something was sent with a short PSK");
+    c.psk = std::ptr::null();
+    assert_eq!(
+        name(unsafe { usmp_connect(&mut *c, &mut t) }),
+        "USMP_ERR_INVALID_ARG"
+    );
+    assert_eq!(
+        name(unsafe { usmp_connect(std::ptr::null_mut(), &mut t) }),
+        "USMP_ERR_INVALID_ARG"
+    );
+    assert_eq!(
+        name(unsafe { usmp_connect(&mut *c, std::ptr::null_mut()) }),
+        "USMP_ERR_INVALID_ARG"
+    );
+    c.psk = PSK.as_ptr();
+    c.psk_len = PSK.len();
+    c.protocol_version = 9;
+    assert_eq!(
+        name(unsafe { usmp_connect(&mut *c, &mut t) }),
+        "USMP_ERR_INVALID_ARG"
+    );
+    assert_eq!(
+        name(unsafe { usmp_recv(&mut *c, std::ptr::null_mut(), 4) }),
+        "USMP_ERR_INVALID_ARG"
+    );
+    assert_eq!(name(-1234), "USMP_ERR_UNKNOWN");
+    assert_eq!(name(0), "USMP_OK");
+}
+
+#[test]
+fn v1_device_against_v2_gateway_is_rejected() {
+    let mut g = Gateway::new(Version::V2, PSK);
+    let mut t = transport(&mut g);
+    let mut c = ctx(USMP_PROTOCOL_V1);
+    assert_eq!(
+        name(unsafe { usmp_connect(&mut *c, &mut t) }),
+        "USMP_ERR_REJECTED"
+    );
+}
+
+#[test]
+fn silent_gateway_times_out() {
+    let mut g = Gateway::new(Version::V2, PSK);
+    let mut t = transport(&mut g);
+    t.send = Some({
+        unsafe extern "C" fn swallow(_: *mut usmp_transport_t, _: *const u8, _: usize) -> c_int {
+            0
+        }
+        swallow
+    });
+    let mut c = ctx(0);
+    assert_eq!(
+        name(unsafe { usmp_connect(&mut *c, &mut t) }),
+        "USMP_ERR_TIMEOUT"
+    );
+}
+
+#[test]
+fn failed_send_ends_session_without_reusing_a_nonce() {
+    let mut g = Gateway::new(Version::V2, PSK);
+    let mut t = transport(&mut g);
+    let mut c = ctx(0);
+    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    g.fail_sends_after = Some(g.sends);
+    assert_eq!(
+        name(unsafe { usmp_send(&mut *c, b"lost".as_ptr(), 4) }),
+        "USMP_ERR_TRANSPORT_FAILED"
+    );
+    assert!(!unsafe { usmp_is_connected(&*c) });
+    g.fail_sends_after = None;
+    assert_eq!(unsafe { usmp_reconnect(&mut *c) }, 0);
+    assert_eq!(unsafe { usmp_send(&mut *c, b"ok".as_ptr(), 2) }, 0);
+}
+
+#[test]
+fn copied_context_is_refused_and_wiped() {
+    let mut g = Gateway::new(Version::V2, PSK);
+    let mut t = transport(&mut g);
+    let mut c = ctx(0);
+    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    let mut copy: Box<usmp_t> = Box::new(unsafe { std::ptr::read(&*c) });
+    assert_eq!(
+        name(unsafe { usmp_send(&mut *copy, b"x".as_ptr(), 1) }),
+        "USMP_ERR_CONTEXT_MOVED"
+    );
+    assert!(!unsafe { usmp_is_connected(&*copy) });
+    // the copy's session state (keys, counters) is zeroed; the original keeps working
+    assert!(
+        copy.opaque.iter().skip(10).all(|w| *w == 0),
+        "copy not wiped"
+    );
+    assert!(c.opaque.iter().skip(10).any(|w| *w != 0));
+    assert_eq!(unsafe { usmp_send(&mut *c, b"x".as_ptr(), 1) }, 0);
+    let mut buf = [0u8; 4];
+    assert_eq!(recv_message(&mut c, &mut buf), 1);
+}
+
+#[test]
+fn small_buffer_keeps_session() {
+    let mut g = Gateway::new(Version::V2, PSK);
+    let mut t = transport(&mut g);
+    let mut c = ctx(0);
+    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    let big = vec![5u8; 1000];
+    assert_eq!(unsafe { usmp_send(&mut *c, big.as_ptr(), 1000) }, 0);
+    let mut small = [0u8; 100];
+    assert_eq!(
+        name(recv_message(&mut c, &mut small)),
+        "USMP_ERR_BUFFER_OVERFLOW"
+    );
+    assert!(unsafe { usmp_is_connected(&*c) });
+    assert_eq!(unsafe { usmp_send(&mut *c, b"fits".as_ptr(), 4) }, 0);
+    assert_eq!(recv_message(&mut c, &mut small), 4);
+}
+
+#[test]
+fn frame_size_helper() {
+    let mut hdr = [0u8; 12];
+    hdr[..4].copy_from_slice(&[0xCD, 0xAB, 2, 5]);
+    hdr[8..10].copy_from_slice(&100u16.to_le_bytes());
+    assert_eq!(unsafe { usmp_frame_size(hdr.as_ptr(), 12) }, 112);
+    hdr[8..10].copy_from_slice(&481u16.to_le_bytes());
+    assert_eq!(
+        name(unsafe { usmp_frame_size(hdr.as_ptr(), 12) }),
+        "USMP_ERR_BAD_FRAME"
+    );
+    assert_eq!(
+        name(unsafe { usmp_frame_size(hdr.as_ptr(), 11) }),
+        "USMP_ERR_INVALID_ARG"
+    );
+    assert_eq!(
+        name(unsafe { usmp_frame_size(std::ptr::null(), 12) }),
+        "USMP_ERR_INVALID_ARG"
+    );
+    let v = unsafe { CStr::from_ptr(usmp_get_version()) };
+    assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+}
