@@ -15,11 +15,19 @@ fn seal_message(s: &mut Session, msg: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
     let n = Session::frames_for(msg.len())?;
     s.check_room(n)?;
     let mut out = Vec::new();
-    let chunks: Vec<&[u8]> = if msg.is_empty() { vec![&[][..]] } else { msg.chunks(MAX_DATA).collect() };
+    let chunks: Vec<&[u8]> = if msg.is_empty() {
+        vec![&[][..]]
+    } else {
+        msg.chunks(MAX_DATA).collect()
+    };
     for (i, c) in chunks.iter().enumerate() {
         let mut buf = [0u8; MAX_FRAME];
         buf[PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + c.len()].copy_from_slice(c);
-        let ty = if i + 1 == chunks.len() { FrameType::Data } else { FrameType::DataFrag };
+        let ty = if i + 1 == chunks.len() {
+            FrameType::Data
+        } else {
+            FrameType::DataFrag
+        };
         let len = s.seal(ty, &mut buf, c.len())?;
         out.push(buf[..len].to_vec());
     }
@@ -36,26 +44,40 @@ fn deliver(s: &mut Session, frames: &mut [Vec<u8>], out: &mut [u8]) -> Result<Rx
 }
 
 fn pattern(len: usize, salt: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt))
+        .collect()
 }
 
 #[test]
 fn messages_of_every_size_class_both_ways() {
     for v in BOTH {
         let (mut dev, mut gw) = pair(v);
-        for len in [0, 1, 451, 452, 453, 903, 904, 905, 1000, 1355, 1356, 1357, 1807, 1808] {
+        for len in [
+            0, 1, 451, 452, 453, 903, 904, 905, 1000, 1355, 1356, 1357, 1807, 1808,
+        ] {
             let msg = pattern(len, len as u8);
             let mut frames = seal_message(&mut dev, &msg).unwrap();
             assert_eq!(frames.len(), len.div_ceil(MAX_DATA).max(1));
             let mut out = vec![0u8; MAX_MESSAGE];
-            assert_eq!(deliver(&mut gw, &mut frames, &mut out), Ok(Rx::Message(len)), "{v:?} {len}");
+            assert_eq!(
+                deliver(&mut gw, &mut frames, &mut out),
+                Ok(Rx::Message(len)),
+                "{v:?} {len}"
+            );
             assert_eq!(&out[..len], &msg[..]);
             // and back
             let mut frames = seal_message(&mut gw, &msg).unwrap();
-            assert_eq!(deliver(&mut dev, &mut frames, &mut out), Ok(Rx::Message(len)));
+            assert_eq!(
+                deliver(&mut dev, &mut frames, &mut out),
+                Ok(Rx::Message(len))
+            );
             assert_eq!(&out[..len], &msg[..]);
         }
-        assert_eq!(seal_message(&mut dev, &[0; 1809]), Err(Error::BufferOverflow));
+        assert_eq!(
+            seal_message(&mut dev, &[0; 1809]),
+            Err(Error::BufferOverflow)
+        );
     }
 }
 
@@ -63,8 +85,14 @@ fn messages_of_every_size_class_both_ways() {
 fn too_long_message_is_refused_before_any_seq_is_used() {
     let (mut dev, _) = pair(Version::V2);
     let before = dev.tx_next();
-    assert_eq!(Session::frames_for(MAX_MESSAGE + 1), Err(Error::BufferOverflow));
-    assert_eq!(seal_message(&mut dev, &vec![1; MAX_MESSAGE + 1]), Err(Error::BufferOverflow));
+    assert_eq!(
+        Session::frames_for(MAX_MESSAGE + 1),
+        Err(Error::BufferOverflow)
+    );
+    assert_eq!(
+        seal_message(&mut dev, &vec![1; MAX_MESSAGE + 1]),
+        Err(Error::BufferOverflow)
+    );
     assert_eq!(dev.tx_next(), before);
 }
 
@@ -74,9 +102,15 @@ fn small_receive_buffer_drops_that_message_and_keeps_the_session() {
         let (mut dev, mut gw) = pair(v);
         let mut small = [0u8; 100];
         let mut frames = seal_message(&mut gw, &pattern(1000, 1)).unwrap();
-        assert_eq!(deliver(&mut dev, &mut frames, &mut small), Err(Error::BufferOverflow));
+        assert_eq!(
+            deliver(&mut dev, &mut frames, &mut small),
+            Err(Error::BufferOverflow)
+        );
         let mut frames = seal_message(&mut gw, &pattern(50, 2)).unwrap();
-        assert_eq!(deliver(&mut dev, &mut frames, &mut small), Ok(Rx::Message(50)));
+        assert_eq!(
+            deliver(&mut dev, &mut frames, &mut small),
+            Ok(Rx::Message(50))
+        );
         assert_eq!(&small[..50], &pattern(50, 2)[..]);
     }
 }
@@ -108,7 +142,11 @@ fn ping_is_reported_pong_consumed_and_storm_trips_flood_guard() {
             for _ in 0..limit - 1 {
                 let mut buf = [0u8; MAX_FRAME];
                 let n = gw.seal_control(FrameType::Ping, &mut buf).unwrap();
-                assert_eq!(dev.receive(&mut buf[..n], &mut out), Ok(Rx::Ping), "round {round}");
+                assert_eq!(
+                    dev.receive(&mut buf[..n], &mut out),
+                    Ok(Rx::Ping),
+                    "round {round}"
+                );
             }
             dev.begin_receive();
         }
@@ -126,7 +164,10 @@ fn control_frame_inside_a_fragmented_message_is_refused() {
         gw.set_tx_next(1);
         let mut buf = [0u8; MAX_FRAME];
         let n = gw.seal_control(FrameType::Ping, &mut buf).unwrap();
-        assert_eq!(dev.receive(&mut buf[..n], &mut out), Err(Error::Fragmentation));
+        assert_eq!(
+            dev.receive(&mut buf[..n], &mut out),
+            Err(Error::Fragmentation)
+        );
     }
 }
 
@@ -155,10 +196,16 @@ fn bye_closes_and_wipes_keys() {
         let mut buf = [0u8; MAX_FRAME];
         let n = gw.seal_control(FrameType::Bye, &mut buf).unwrap();
         let mut out = [0u8; 8];
-        assert_eq!(dev.receive(&mut buf[..n], &mut out), Err(Error::ClosedByPeer));
+        assert_eq!(
+            dev.receive(&mut buf[..n], &mut out),
+            Err(Error::ClosedByPeer)
+        );
         assert_eq!(dev.tx_key(), &[0u8; 32]);
         assert_eq!(dev.rx_key(), &[0u8; 32]);
-        assert_eq!(dev.seal(FrameType::Data, &mut buf, 0), Err(Error::SeqExhausted));
+        assert_eq!(
+            dev.seal(FrameType::Data, &mut buf, 0),
+            Err(Error::SeqExhausted)
+        );
     }
 }
 
@@ -167,7 +214,11 @@ fn rekey_from_either_side_then_traffic_both_ways() {
     let (mut dev, mut gw) = pair(Version::V2);
     let mut out = vec![0u8; MAX_MESSAGE];
     for round in 0..4u8 {
-        let (a, b) = if round % 2 == 0 { (&mut dev, &mut gw) } else { (&mut gw, &mut dev) };
+        let (a, b) = if round % 2 == 0 {
+            (&mut dev, &mut gw)
+        } else {
+            (&mut gw, &mut dev)
+        };
         let mut f = seal_message(a, &pattern(700, round)).unwrap();
         deliver(b, &mut f, &mut out).unwrap();
         let old = *a.tx_key();
@@ -180,7 +231,11 @@ fn rekey_from_either_side_then_traffic_both_ways() {
         assert_eq!(a.rx_key(), b.tx_key());
         assert_eq!((a.tx_next(), b.rx_next()), (0, 0));
         for dir in 0..2 {
-            let (x, y) = if dir == 0 { (&mut *a, &mut *b) } else { (&mut *b, &mut *a) };
+            let (x, y) = if dir == 0 {
+                (&mut *a, &mut *b)
+            } else {
+                (&mut *b, &mut *a)
+            };
             let msg = pattern(1808, round);
             let mut f = seal_message(x, &msg).unwrap();
             assert_eq!(deliver(y, &mut f, &mut out), Ok(Rx::Message(1808)));
@@ -198,11 +253,17 @@ fn rekey_is_v2_only_and_needs_exactly_32_bytes() {
     let (mut dev, mut gw) = pair(Version::V1);
     let mut buf = [0u8; MAX_FRAME];
     assert_eq!(dev.start_rekey(&[1; 32], &mut buf), Err(Error::Unsupported));
-    assert_eq!(dev.seal(FrameType::Rekey, &mut buf, 32), Err(Error::Unsupported));
+    assert_eq!(
+        dev.seal(FrameType::Rekey, &mut buf, 32),
+        Err(Error::Unsupported)
+    );
     let (mut dev, mut gw2) = pair(Version::V2);
     let n = gw2.seal(FrameType::Rekey, &mut buf, 31).unwrap();
     let mut out = [0u8; 64];
-    assert_eq!(dev.receive(&mut buf[..n], &mut out), Err(Error::UnexpectedFrame));
+    assert_eq!(
+        dev.receive(&mut buf[..n], &mut out),
+        Err(Error::UnexpectedFrame)
+    );
     let _ = &mut gw;
 }
 
@@ -213,16 +274,28 @@ fn sequence_exhaustion() {
         dev.set_tx_next(0xFFFF_FFFD);
         gw.set_rx_next(0xFFFF_FFFD);
         // Two frames fit (…FD, …FE); three do not, and nothing is sealed then.
-        assert_eq!(seal_message(&mut dev, &vec![7; 1000]), Err(Error::SeqExhausted));
+        assert_eq!(
+            seal_message(&mut dev, &vec![7; 1000]),
+            Err(Error::SeqExhausted)
+        );
         assert_eq!(dev.tx_next(), 0xFFFF_FFFD);
         let mut out = vec![0u8; MAX_MESSAGE];
         let mut f = seal_message(&mut dev, &vec![7; 900]).unwrap();
         assert_eq!(deliver(&mut gw, &mut f, &mut out), Ok(Rx::Message(900)));
         let mut buf = [0u8; MAX_FRAME];
-        assert_eq!(dev.seal_control(FrameType::Ping, &mut buf), Err(Error::SeqExhausted));
+        assert_eq!(
+            dev.seal_control(FrameType::Ping, &mut buf),
+            Err(Error::SeqExhausted)
+        );
         let n = dev.seal_control(FrameType::Bye, &mut buf).unwrap();
-        assert_eq!(gw.receive(&mut buf[..n], &mut out), Err(Error::ClosedByPeer));
-        assert_eq!(dev.seal_control(FrameType::Bye, &mut buf), Err(Error::SeqExhausted));
+        assert_eq!(
+            gw.receive(&mut buf[..n], &mut out),
+            Err(Error::ClosedByPeer)
+        );
+        assert_eq!(
+            dev.seal_control(FrameType::Bye, &mut buf),
+            Err(Error::SeqExhausted)
+        );
     }
 }
 
@@ -246,7 +319,10 @@ fn tampered_replayed_and_reordered_frames() {
         let f = seal_message(&mut gw, b"first").unwrap().remove(0);
         let g = seal_message(&mut gw, b"second").unwrap().remove(0);
         // reorder: the second before the first
-        assert_eq!(dev.receive(&mut g.clone(), &mut out), Err(Error::ReplayDetected));
+        assert_eq!(
+            dev.receive(&mut g.clone(), &mut out),
+            Err(Error::ReplayDetected)
+        );
         // tamper every byte position of the first frame: always refused
         for pos in 0..f.len() {
             let mut t = f.clone();
@@ -256,7 +332,10 @@ fn tampered_replayed_and_reordered_frames() {
         }
         assert_eq!(dev.receive(&mut f.clone(), &mut out), Ok(Rx::Message(5)));
         // replay
-        assert_eq!(dev.receive(&mut f.clone(), &mut out), Err(Error::ReplayDetected));
+        assert_eq!(
+            dev.receive(&mut f.clone(), &mut out),
+            Err(Error::ReplayDetected)
+        );
         assert_eq!(dev.receive(&mut g.clone(), &mut out), Ok(Rx::Message(6)));
     }
 }

@@ -19,7 +19,9 @@ fn cases(v: &Value) -> &Vec<Value> {
 fn crc16_vectors() {
     for version in BOTH {
         for c in cases(&vector(version, "crc16.json")) {
-            let want = u16::from_str_radix(c["crc16"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+            let want =
+                u16::from_str_radix(c["crc16"].as_str().unwrap().trim_start_matches("0x"), 16)
+                    .unwrap();
             assert_eq!(frame::crc16(&hx(&c["input"])), want, "{}", c["label"]);
         }
     }
@@ -34,9 +36,17 @@ fn frame_vectors_encode_and_decode() {
             let seq = c["seq"].as_u64().unwrap() as u32;
             let mut buf = [0u8; MAX_FRAME];
             let n = frame::encode(&mut buf, version, ty, seq, &payload).unwrap();
-            assert_eq!(hex::encode(&buf[..n]), c["hex"].as_str().unwrap(), "{}", c["call"]);
+            assert_eq!(
+                hex::encode(&buf[..n]),
+                c["hex"].as_str().unwrap(),
+                "{}",
+                c["call"]
+            );
             let (h, t) = frame::decode(&buf[..n], version).unwrap();
-            assert_eq!((h.seq, t as u8, frame::payload(&buf[..n], &h)), (seq, ty, &payload[..]));
+            assert_eq!(
+                (h.seq, t as u8, frame::payload(&buf[..n], &h)),
+                (seq, ty, &payload[..])
+            );
         }
     }
 }
@@ -47,8 +57,12 @@ fn handshake_vectors_device_side() {
         let h = vector(version, "handshake.json");
         let i = inputs(version);
         let frames = h["frames"].as_array().unwrap();
-        let mut dev = DeviceHandshake::new(version, &i.psk, &i.device_id, &i.client_secret).unwrap();
-        assert_eq!(dev.public_key()[..], hx(&h["inputs"]["client_x25519_public (pub_C)"])[..]);
+        let mut dev =
+            DeviceHandshake::new(version, &i.psk, &i.device_id, &i.client_secret).unwrap();
+        assert_eq!(
+            dev.public_key()[..],
+            hx(&h["inputs"]["client_x25519_public (pub_C)"])[..]
+        );
         let mut out = [0u8; MAX_FRAME];
         let n = dev.hello(None, &mut out);
         assert_eq!(hex::encode(&out[..n]), frames[0]["hex"].as_str().unwrap());
@@ -59,8 +73,12 @@ fn handshake_vectors_device_side() {
         let (hd, ty) = frame::decode(&out[..n], version).unwrap();
         assert_eq!((ty, hd.seq), (FrameType::HelloAck, 0));
         assert_eq!(frame::payload(&out[..n], &hd), &hx(&h["hmac_client"])[..]);
-        assert_eq!(frame::payload(&out[..n], &hd), &hx(&frames[2]["payload"])[..]);
-        let DeviceStep::Established(s) = dev.receive(&hx(&frames[3]["hex"]), &mut out).unwrap() else {
+        assert_eq!(
+            frame::payload(&out[..n], &hd),
+            &hx(&frames[2]["payload"])[..]
+        );
+        let DeviceStep::Established(s) = dev.receive(&hx(&frames[3]["hex"]), &mut out).unwrap()
+        else {
             panic!()
         };
         let info = &h["client_session_info"];
@@ -86,14 +104,17 @@ fn handshake_vectors_responder_side() {
         let h = vector(version, "handshake.json");
         let i = inputs(version);
         let frames = h["frames"].as_array().unwrap();
-        let mut gw = Responder::new(version, &i.psk, &i.server_secret, &i.nonce, &i.session_id).unwrap();
+        let mut gw =
+            Responder::new(version, &i.psk, &i.server_secret, &i.nonce, &i.session_id).unwrap();
         let mut out = [0u8; MAX_FRAME];
         let ResponderStep::Send(n) = gw.receive(&hx(&frames[0]["hex"]), &mut out).unwrap() else {
             panic!()
         };
         assert_eq!(hex::encode(&out[..n]), frames[1]["hex"].as_str().unwrap());
         assert_eq!(gw.device_id(), &i.device_id);
-        let ResponderStep::Established(n, s) = gw.receive(&hx(&frames[2]["hex"]), &mut out).unwrap() else {
+        let ResponderStep::Established(n, s) =
+            gw.receive(&hx(&frames[2]["hex"]), &mut out).unwrap()
+        else {
             panic!()
         };
         assert_eq!(hex::encode(&out[..n]), frames[3]["hex"].as_str().unwrap());
@@ -112,11 +133,17 @@ fn session_vectors_seal_and_open() {
     for version in BOTH {
         for c in cases(&vector(version, "session.json")) {
             let (mut dev, mut gw) = pair(version);
-            let (tx, rx) = if c["sender"] == "client" { (&mut dev, &mut gw) } else { (&mut gw, &mut dev) };
+            let (tx, rx) = if c["sender"] == "client" {
+                (&mut dev, &mut gw)
+            } else {
+                (&mut gw, &mut dev)
+            };
             let start = c["start_tx_seq"].as_u64().unwrap();
             tx.set_tx_next(start);
             rx.set_rx_next(start);
-            let returned = c["peer_recv_results"][0]["returned"].as_str().map(|s| hex::decode(s).unwrap());
+            let returned = c["peer_recv_results"][0]["returned"]
+                .as_str()
+                .map(|s| hex::decode(s).unwrap());
             let frames = c["frames"].as_array().unwrap();
             // Plaintext per frame: split the returned message the way send() does.
             let mut msg = returned.clone().unwrap_or_default().into_iter();
@@ -128,12 +155,19 @@ fn session_vectors_seal_and_open() {
                 let mut buf = [0u8; MAX_FRAME];
                 buf[PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + pt.len()].copy_from_slice(&pt);
                 let n = tx.seal(ty, &mut buf, pt.len()).unwrap();
-                assert_eq!(hex::encode(&buf[..n]), f["hex"].as_str().unwrap(), "{} frame {k}", c["label"]);
+                assert_eq!(
+                    hex::encode(&buf[..n]),
+                    f["hex"].as_str().unwrap(),
+                    "{} frame {k}",
+                    c["label"]
+                );
                 let mut wire = hx(&f["hex"]);
                 let r = rx.receive(&mut wire, &mut out);
                 let last = k + 1 == frames.len();
                 match ty {
-                    FrameType::Data => assert_eq!(r, Ok(Rx::Message(returned.as_ref().unwrap().len()))),
+                    FrameType::Data => {
+                        assert_eq!(r, Ok(Rx::Message(returned.as_ref().unwrap().len())))
+                    }
                     FrameType::DataFrag => assert_eq!(r, Ok(Rx::Fragment)),
                     FrameType::Ping => assert_eq!(r, Ok(Rx::Ping)),
                     FrameType::Pong => assert_eq!(r, Ok(Rx::Pong)),
@@ -145,7 +179,12 @@ fn session_vectors_seal_and_open() {
                     assert_eq!(&out[..want.len()], &want[..], "{}", c["label"]);
                 }
             }
-            assert_eq!(tx.tx_next(), c["tx_seq_after"].as_u64().unwrap(), "{}", c["label"]);
+            assert_eq!(
+                tx.tx_next(),
+                c["tx_seq_after"].as_u64().unwrap(),
+                "{}",
+                c["label"]
+            );
         }
     }
 }
@@ -178,7 +217,10 @@ fn negative_vectors() {
                     assert_eq!(r.err(), Some(Error::BadCrc), "{label}");
                 } else if c["result"] == "accepted" {
                     let (h, t) = r.unwrap();
-                    assert_eq!((t as u64, frame::payload(&bytes, &h)), (c["type"].as_u64().unwrap(), &hx(&c["payload"])[..]));
+                    assert_eq!(
+                        (t as u64, frame::payload(&bytes, &h)),
+                        (c["type"].as_u64().unwrap(), &hx(&c["payload"])[..])
+                    );
                 } else {
                     assert_eq!(r.err(), negative_frame_error(c), "{label}");
                 }
@@ -207,14 +249,21 @@ fn negative_vectors() {
                 } else if label.contains("9 consecutive PINGs") {
                     Err(Error::Flood)
                 } else {
-                    Err(match c["results"].as_array().unwrap().last().unwrap()["exception"].as_str().unwrap() {
-                        "CryptoError" => Error::CryptoFailed,
-                        "SequenceError" if label.contains("PING between") => Error::Fragmentation,
-                        "SequenceError" => Error::ReplayDetected,
-                        "PayloadError" => Error::Fragmentation,
-                        "ConnectionClosedError" => Error::ClosedByPeer,
-                        e => panic!("{label}: unmapped {e}"),
-                    })
+                    Err(
+                        match c["results"].as_array().unwrap().last().unwrap()["exception"]
+                            .as_str()
+                            .unwrap()
+                        {
+                            "CryptoError" => Error::CryptoFailed,
+                            "SequenceError" if label.contains("PING between") => {
+                                Error::Fragmentation
+                            }
+                            "SequenceError" => Error::ReplayDetected,
+                            "PayloadError" => Error::Fragmentation,
+                            "ConnectionClosedError" => Error::ClosedByPeer,
+                            e => panic!("{label}: unmapped {e}"),
+                        },
+                    )
                 };
                 assert_eq!(last, want, "{label}");
                 checked += 1;
@@ -230,10 +279,16 @@ fn negative_vectors() {
                     dev.set_tx_next(0xFFFF_FFFF);
                     assert_eq!(dev.check_room(1), Err(Error::SeqExhausted));
                     let mut buf = [0u8; MAX_FRAME];
-                    assert_eq!(dev.seal(FrameType::Data, &mut buf, 0), Err(Error::SeqExhausted));
+                    assert_eq!(
+                        dev.seal(FrameType::Data, &mut buf, 0),
+                        Err(Error::SeqExhausted)
+                    );
                     // BYE may still take the last number, once.
                     assert!(dev.seal_control(FrameType::Bye, &mut buf).is_ok());
-                    assert_eq!(dev.seal_control(FrameType::Bye, &mut buf), Err(Error::SeqExhausted));
+                    assert_eq!(
+                        dev.seal_control(FrameType::Bye, &mut buf),
+                        Err(Error::SeqExhausted)
+                    );
                 }
                 l if l.starts_with("encode_frame with 481") => {
                     let mut buf = [0u8; 600];
@@ -241,28 +296,56 @@ fn negative_vectors() {
                 }
                 l if l.contains("server PSK differs") => {
                     let i = inputs(version);
-                    let r = common::pair_with(version, &i.psk, b"another-psk-of-enough-length!!", &i);
+                    let r =
+                        common::pair_with(version, &i.psk, b"another-psk-of-enough-length!!", &i);
                     assert_eq!(r.err(), Some(Error::AuthFailed));
                 }
                 l if l.contains("HELLO payload 37") || l.contains("HELLO with corrupted CRC") => {
                     let i = inputs(version);
-                    let mut gw = Responder::new(version, &i.psk, &i.server_secret, &i.nonce, &i.session_id).unwrap();
+                    let mut gw =
+                        Responder::new(version, &i.psk, &i.server_secret, &i.nonce, &i.session_id)
+                            .unwrap();
                     let mut out = [0u8; MAX_FRAME];
-                    let want = if l.contains("37") { Error::BadFrame } else { Error::BadCrc };
-                    assert_eq!(gw.receive(&hx(&c["input"]), &mut out).err(), Some(want), "{l}");
+                    let want = if l.contains("37") {
+                        Error::BadFrame
+                    } else {
+                        Error::BadCrc
+                    };
+                    assert_eq!(
+                        gw.receive(&hx(&c["input"]), &mut out).err(),
+                        Some(want),
+                        "{l}"
+                    );
                 }
                 l if l.contains("EMPTY psk") => {
                     // The v1 gateway accepts an empty PSK; we refuse it: it authenticates nobody.
                     let i = inputs(version);
-                    assert_eq!(DeviceHandshake::new(version, b"", &i.device_id, &i.client_secret).err(), Some(Error::PskTooShort));
+                    assert_eq!(
+                        DeviceHandshake::new(version, b"", &i.device_id, &i.client_secret).err(),
+                        Some(Error::PskTooShort)
+                    );
                 }
                 l if l.contains("9-byte PSK") => {
                     let i = inputs(version);
-                    assert_eq!(DeviceHandshake::new(version, b"123456789", &i.device_id, &i.client_secret).err(), Some(Error::PskTooShort));
+                    assert_eq!(
+                        DeviceHandshake::new(version, b"123456789", &i.device_id, &i.client_secret)
+                            .err(),
+                        Some(Error::PskTooShort)
+                    );
                 }
                 l if l.contains("USMPServer(psk=5 bytes)") => {
                     let i = inputs(version);
-                    assert_eq!(Responder::new(version, b"12345", &i.server_secret, &i.nonce, &i.session_id).err(), Some(Error::PskTooShort));
+                    assert_eq!(
+                        Responder::new(
+                            version,
+                            b"12345",
+                            &i.server_secret,
+                            &i.nonce,
+                            &i.session_id
+                        )
+                        .err(),
+                        Some(Error::PskTooShort)
+                    );
                 }
                 l => panic!("negative vector not covered: {l}"),
             }
@@ -306,12 +389,18 @@ fn rekey_vector() {
 fn hello_retry_cookie_vector() {
     let v = vector(Version::V2, "udp_cookie.json");
     let i = inputs(Version::V2);
-    let mut dev = DeviceHandshake::new(Version::V2, &i.psk, &i.device_id, &i.client_secret).unwrap();
+    let mut dev =
+        DeviceHandshake::new(Version::V2, &i.psk, &i.device_id, &i.client_secret).unwrap();
     let mut out = [0u8; MAX_FRAME];
     let n = dev.hello(None, &mut out);
-    assert_eq!(hex::encode(&out[..n]), v["client_hello_datagram"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(&out[..n]),
+        v["client_hello_datagram"].as_str().unwrap()
+    );
     let retry = hx(&v["server_replies"][1]);
-    let DeviceStep::Send(n) = dev.receive(&retry, &mut out).unwrap() else { panic!() };
+    let DeviceStep::Send(n) = dev.receive(&retry, &mut out).unwrap() else {
+        panic!()
+    };
     let py = hx(&v["client_hello_with_cookie_datagram (Python client, seq=1)"]);
     // Same payload (device id, pub key, cookie); we number it seq 0 like the C device.
     assert_eq!(&out[12..n], &py[12..]);

@@ -23,7 +23,11 @@ pub fn vector(version: Version, name: &str) -> Value {
 }
 
 pub fn hx(v: &Value) -> Vec<u8> {
-    hex::decode(v.as_str().unwrap_or_else(|| panic!("not a hex string: {v}"))).unwrap()
+    hex::decode(
+        v.as_str()
+            .unwrap_or_else(|| panic!("not a hex string: {v}")),
+    )
+    .unwrap()
 }
 
 pub fn arr<const N: usize>(v: &Value) -> [u8; N] {
@@ -55,8 +59,7 @@ pub fn inputs(version: Version) -> Inputs {
 /// Runs both handshake roles against each other in memory: (device, gateway) sessions.
 pub fn pair(version: Version) -> (Session, Session) {
     let i = inputs(version);
-    pair_with(version, &i.psk, &i.psk, &i)
-        .unwrap_or_else(|e| panic!("handshake failed: {e:?}"))
+    pair_with(version, &i.psk, &i.psk, &i).unwrap_or_else(|e| panic!("handshake failed: {e:?}"))
 }
 
 pub fn pair_with(
@@ -66,7 +69,13 @@ pub fn pair_with(
     i: &Inputs,
 ) -> Result<(Session, Session), usmp::Error> {
     let mut dev = DeviceHandshake::new(version, device_psk, &i.device_id, &i.client_secret)?;
-    let mut gw = Responder::new(version, gateway_psk, &i.server_secret, &i.nonce, &i.session_id)?;
+    let mut gw = Responder::new(
+        version,
+        gateway_psk,
+        &i.server_secret,
+        &i.nonce,
+        &i.session_id,
+    )?;
     let mut a = [0u8; MAX_FRAME];
     let mut b = [0u8; MAX_FRAME];
     let n = dev.hello(None, &mut a);
