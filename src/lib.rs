@@ -24,6 +24,7 @@
 )]
 
 pub mod crypto;
+pub mod datagram;
 mod error;
 pub mod ffi;
 pub mod frame;

@@ -7,7 +7,10 @@
 
 use zeroize::Zeroize;
 
+use core::ops::Range;
+
 use crate::crypto::{self, KEY_LEN, NONCE_LEN, TAG_LEN};
+use crate::datagram::Window;
 use crate::frame::{self, FrameType, HEADER_LEN, MAX_FRAME, MAX_PAYLOAD};
 use crate::{Error, Version};
 
@@ -43,6 +46,30 @@ pub enum Rx {
     Rekeyed,
 }
 
+/// Where an authentic frame's seq stands relative to what was received before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// Not received before: process it.
+    Fresh,
+    /// Received before (or older than the replay window): acknowledge again, drop.
+    Duplicate,
+    /// Ahead of the next expected seq on a strict (in-order) session: drop.
+    Gap,
+}
+
+/// An authenticated frame: its type, seq, where its plaintext is, and its freshness.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opened {
+    /// Frame type.
+    pub ty: FrameType,
+    /// Header seq.
+    pub seq: u32,
+    /// Plaintext range inside the frame buffer (decrypted in place).
+    pub plaintext: Range<usize>,
+    /// Whether this seq is new.
+    pub freshness: Freshness,
+}
+
 /// Keys and counters of one session. Zeroized on drop; deliberately not `Clone`, so no two
 /// copies can ever seal under the same (key, nonce).
 pub struct Session {
@@ -62,6 +89,13 @@ pub struct Session {
     discarding: bool,
     /// Control frames since the receive call began or since the last DATA.
     ctrl: u8,
+    /// Datagram mode: duplicates and structural faults are dropped, not fatal; v2 uses the
+    /// 64-frame replay window.
+    datagram: bool,
+    /// Seq the next fragment must carry (datagram v2: fragments are consecutive).
+    frag_next: u32,
+    /// v2 datagram replay window.
+    window: Window,
 }
 
 impl Drop for Session {
@@ -99,7 +133,21 @@ impl Session {
             frags: 0,
             discarding: false,
             ctrl: 0,
+            datagram: false,
+            frag_next: 0,
+            window: Window { high: 0, bitmap: 0 },
         }
+    }
+
+    /// Switches to datagram mode (UDP): see [`Freshness`]; structural faults drop the partial
+    /// message instead of ending the session.
+    pub fn set_datagram(&mut self, on: bool) {
+        self.datagram = on;
+    }
+
+    /// The v2 replay window (datagram mode).
+    pub fn window(&self) -> Window {
+        self.window
     }
 
     /// Zeroizes keys and state.
@@ -111,6 +159,7 @@ impl Session {
         self.rx_next = LAST_SEQ + 1;
         self.msg_len = 0;
         self.frags = 0;
+        self.window = Window::default();
     }
 
     /// Wire version.
@@ -231,11 +280,11 @@ impl Session {
         self.seal(ty, buf, 0)
     }
 
-    /// Authenticates and decrypts a frame in place. Returns its type and the plaintext
-    /// range inside `bytes`. The embedded nonce must equal `seq || session_id[0..8]`, and the
-    /// seq must be the next expected one (checked after authentication, so an unauthentic
-    /// frame is reported as such).
-    pub fn open<'a>(&mut self, bytes: &'a mut [u8]) -> Result<(FrameType, &'a [u8]), Error> {
+    /// Authenticates and decrypts a frame in place: CRC, type, payload size, the embedded
+    /// nonce (must equal `seq || session_id[0..8]`) and the AEAD tag. Counters are not
+    /// touched: [`Session::process`] does that. Errors mean the frame is not authentic
+    /// (or not a session frame).
+    pub fn open(&mut self, bytes: &mut [u8]) -> Result<Opened, Error> {
         let (h, ty) = frame::decode(bytes, self.version)?;
         if !ty.is_encrypted() {
             return Err(Error::UnexpectedFrame);
@@ -258,11 +307,30 @@ impl Session {
             .ok_or(Error::BadFrame)?;
         let aad = head.get(..10).ok_or(Error::BadFrame)?;
         crypto::open(&self.rx_key, &expected, aad, ct, tag)?;
-        if u64::from(h.seq) != self.rx_next {
-            return Err(Error::ReplayDetected);
+        Ok(Opened {
+            ty,
+            seq: h.seq,
+            plaintext: PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + ct_len,
+            freshness: self.freshness(h.seq),
+        })
+    }
+
+    fn freshness(&self, seq: u32) -> Freshness {
+        let seq64 = u64::from(seq);
+        if self.datagram && self.version == Version::V2 {
+            return if self.window.fresh(seq) {
+                Freshness::Fresh
+            } else {
+                Freshness::Duplicate
+            };
         }
-        self.rx_next += 1;
-        Ok((ty, ct))
+        if seq64 == self.rx_next {
+            Freshness::Fresh
+        } else if seq64 < self.rx_next {
+            Freshness::Duplicate
+        } else {
+            Freshness::Gap
+        }
     }
 
     /// Call at the start of each receive call: restarts the flood-guard count.
@@ -281,12 +349,40 @@ impl Session {
         Ok(())
     }
 
-    /// Handles one received frame: opens it, then reassembles messages into `msg`, reports
-    /// PINGs (answer with a PONG), consumes PONGs, applies REKEY and refuses BYE with
-    /// [`Error::ClosedByPeer`]. `msg` must be the same buffer for all fragments of a message.
-    /// [`Error::BufferOverflow`] (a message larger than `msg`) leaves the session usable.
+    /// Handles one received frame: opens it, then [`Session::process`]es it. On a stream an
+    /// authentic frame that is not the next expected one is [`Error::ReplayDetected`].
     pub fn receive(&mut self, bytes: &mut [u8], msg: &mut [u8]) -> Result<Rx, Error> {
-        let (ty, pt) = self.open(bytes)?;
+        let o = self.open(bytes)?;
+        let pt = bytes.get(o.plaintext.clone()).ok_or(Error::BadFrame)?;
+        self.process(&o, pt, msg)
+    }
+
+    /// Applies an authenticated frame: accepts its seq, then reassembles messages into `msg`,
+    /// reports PINGs (answer with a PONG), consumes PONGs, applies REKEY and refuses BYE with
+    /// [`Error::ClosedByPeer`]. `msg` must be the same buffer for all fragments of a message.
+    /// [`Error::BufferOverflow`] (a message larger than `msg`) leaves the session usable, as
+    /// do all errors in datagram mode except BYE.
+    pub fn process(&mut self, o: &Opened, pt: &[u8], msg: &mut [u8]) -> Result<Rx, Error> {
+        if o.freshness != Freshness::Fresh {
+            return Err(Error::ReplayDetected);
+        }
+        if self.datagram && self.version == Version::V2 {
+            self.window.accept(o.seq);
+            self.rx_next = u64::from(self.window.high) + 1;
+        } else {
+            self.rx_next += 1;
+        }
+        let ty = o.ty;
+        if self.datagram && self.frags > 0 {
+            // A lost or reordered fragment, or a control frame in between: on a datagram link
+            // the partial message is dropped and this frame handled on its own.
+            let in_order =
+                matches!(ty, FrameType::Data | FrameType::DataFrag) && o.seq == self.frag_next;
+            if !in_order {
+                self.reset_message();
+            }
+        }
+        self.frag_next = o.seq.wrapping_add(1);
         match ty {
             FrameType::Data | FrameType::DataFrag => {
                 self.ctrl = 0;
@@ -384,6 +480,7 @@ impl Session {
         okm.zeroize();
         self.tx_next = 0;
         self.rx_next = 0;
+        self.window = Window::default();
         Ok(())
     }
 }
