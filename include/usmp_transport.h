@@ -13,9 +13,17 @@ extern "C" {
 #endif
 
 /** Default receive timeout of the socket transports (ms): an idle usmp_recv returns 0
- *  after this long. Override with usmp_transport_set_timeout. */
+ *  after this long. Change it at run time with usmp_transport_set_timeout. (This and
+ *  USMP_TRANSPORT_STALL_MS take effect where the transport is compiled: define them for
+ *  the library build, not only in application code.) */
 #ifndef USMP_TRANSPORT_RECV_TIMEOUT_MS
 #define USMP_TRANSPORT_RECV_TIMEOUT_MS 1000
+#endif
+
+/** Once a frame has started arriving (or a send is under way), the socket transports give
+ *  up with -1 when no byte moves for this long (ms). */
+#ifndef USMP_TRANSPORT_STALL_MS
+#define USMP_TRANSPORT_STALL_MS 2000
 #endif
 
 /** Longest host name or address literal the socket transports keep (bytes, with NUL). */
@@ -31,12 +39,23 @@ typedef struct usmp_socket_ctx_t {
 } usmp_socket_ctx_t;
 
 /**
- * TCP transport to host:port (IPv4/IPv6 literal or host name). Allocates its context,
- * dials at once, and fills in every member of *t. Returns 0, or -1 with nothing allocated.
+ * TCP transport to host:port (IPv4/IPv6 literal or host name, at most 63 characters).
+ * Allocates its context, dials at once (a blocking connect, tried on each resolved address
+ * in turn), sets TCP_NODELAY and fills in every member of *t. Returns 0, or -1 with nothing
+ * allocated and *t zeroed.
+ *
+ * The callbacks: recv returns one whole frame, 0 after the receive timeout with nothing
+ * received, -1 on EOF, socket error, a stall inside a frame, a header usmp_frame_size
+ * refuses or a frame above max_len; send writes all bytes or returns -1 (never SIGPIPE);
+ * available is a zero-timeout poll; close keeps the context; reconnect closes and dials
+ * again; destroy closes and frees a context that *_init allocated, then sets t->ctx = NULL.
+ * After a -1 from send or recv the socket is already closed (the stream is out of step).
+ * Every callback returns -1 (or does nothing) for a NULL t, a NULL ctx or a closed socket.
  */
 int usmp_transport_tcp_init(usmp_transport_t *t, const char *host, int port);
 
-/** As usmp_transport_tcp_init, with caller storage for the context (no heap). */
+/** As usmp_transport_tcp_init, with caller storage for the context (no heap): *ctx must
+ *  outlive the transport; destroy closes the socket but does not free it. */
 int usmp_transport_tcp_init_static(usmp_transport_t *t, usmp_socket_ctx_t *ctx,
                                    const char *host, int port);
 

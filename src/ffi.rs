@@ -518,7 +518,6 @@ pub unsafe extern "C" fn usmp_close(ctx: *mut usmp_t) {
     let Ok(inner) = (unsafe { inner(ctx) }) else {
         return;
     };
-    let was_connected = inner.state == STATE_ESTABLISHED;
     if let Some(s) = inner.session() {
         let mut buf = [0u8; MAX_FRAME];
         if let Ok(n) = s.seal_control(FrameType::Bye, &mut buf) {
@@ -528,9 +527,9 @@ pub unsafe extern "C" fn usmp_close(ctx: *mut usmp_t) {
         }
     }
     inner.drop_session();
-    if was_connected {
-        inner.close_transport();
-    }
+    // Always close (also after a session ended on an error, when the socket may still be
+    // open); transports must tolerate a second close, as the original's did.
+    inner.close_transport();
 }
 
 /// True when `ctx` has an established session.
