@@ -88,7 +88,25 @@
 /**
  * Words of library-private state inside `usmp_t`.
  */
-#define USMP_OPAQUE_WORDS 28
+#define USMP_OPAQUE_WORDS 24
+
+/**
+ * `usmp_transport_t.flags`: the transport carries datagrams (UDP). The library then
+ * acknowledges and retransmits frames itself (UTACK stop-and-wait) and uses the replay
+ * window; `recv_timeout` must be set.
+ */
+#define USMP_TRANSPORT_DATAGRAM 1
+
+/**
+ * Default attempts per frame on a datagram transport (`retransmit_attempts` = 0).
+ */
+#define USMP_RETRANSMIT_ATTEMPTS 5
+
+/**
+ * Initial retransmission timeout on a datagram transport (ms), adapted to the measured
+ * round trip unless `retransmit_timeout_ms` fixes it.
+ */
+#define USMP_RETRANSMIT_TIMEOUT_MS 500
 
 /**
  * Log levels for `usmp_set_log_level`. The default is `USMP_LOG_LEVEL_ERROR`.
@@ -199,40 +217,9 @@ typedef enum usmp_err_t {
 } usmp_err_t;
 
 /**
- * A session context. Zero-initialise it (`usmp_t ctx = {0};`), set `psk`, `psk_len`,
- * optionally `keepalive_ms` and `protocol_version`, then call `usmp_connect`. Do not copy
- * or move it while connected (a copy is detected and refused).
- */
-typedef struct usmp_t {
-  /**
-   * Pre-shared key; must stay valid while the context is in use. Set by the application.
-   */
-  const uint8_t *psk;
-  /**
-   * PSK length in bytes (v2: at least 16; 32 random bytes recommended).
-   */
-  size_t psk_len;
-  /**
-   * Keepalive period in ms for `usmp_keepalive_tick` (0 = off).
-   */
-  uint32_t keepalive_ms;
-  /**
-   * Wire version: 0 = default (v2), `USMP_PROTOCOL_V1` or `USMP_PROTOCOL_V2`.
-   */
-  uint8_t protocol_version;
-  /**
-   * Reserved, keep 0.
-   */
-  uint8_t reserved[3];
-  /**
-   * Library-private state. Do not touch.
-   */
-  uint64_t opaque[USMP_OPAQUE_WORDS];
-} usmp_t;
-
-/**
  * A transport: function pointers the library calls, plus the transport's own `ctx`.
- * The first seven members are those of the original, in the same order.
+ * The first seven members are those of the original, in the same order; a transport
+ * written for the original (members after `ctx` zero) is a byte-stream transport.
  */
 typedef struct usmp_transport_s {
   /**
@@ -240,9 +227,9 @@ typedef struct usmp_transport_s {
    */
   int (*send)(struct usmp_transport_s *t, const uint8_t *data, size_t len);
   /**
-   * Receive exactly one whole frame into `buf` (at most `max_len` bytes) and return its
-   * length; 0 when nothing arrived within the transport's receive timeout; < 0 when the
-   * connection failed or closed.
+   * Receive exactly one whole frame (one datagram) into `buf` (at most `max_len` bytes)
+   * and return its length; 0 when nothing arrived within the transport's receive
+   * timeout; < 0 when the connection failed or closed.
    */
   int (*recv)(struct usmp_transport_s *t, uint8_t *buf, size_t max_len);
   /**
@@ -266,12 +253,89 @@ typedef struct usmp_transport_s {
    * Transport-private state.
    */
   void *ctx;
+  /**
+   * `USMP_TRANSPORT_DATAGRAM` for UDP-like transports, 0 for byte streams.
+   */
+  uint32_t flags;
+  /**
+   * As `recv`, but waits at most `timeout_ms` (0 = just poll). Required for datagram
+   * transports; optional otherwise.
+   */
+  int (*recv_timeout)(struct usmp_transport_s *t, uint8_t *buf, size_t max_len, uint32_t timeout_ms);
 } usmp_transport_s;
 
 /**
  * The transport type, under the original's name.
  */
 typedef struct usmp_transport_s usmp_transport_t;
+
+/**
+ * A session context. Zero-initialise it (`usmp_t ctx = {0};`), set `psk`, `psk_len`,
+ * optionally `keepalive_ms`, `protocol_version` and the retransmission settings, then call
+ * `usmp_connect`. Do not copy or move it while connected (a copy is detected and refused).
+ */
+typedef struct usmp_t {
+  /**
+   * Pre-shared key; must stay valid while the context is in use. Set by the application.
+   */
+  const uint8_t *psk;
+  /**
+   * PSK length in bytes (v2: at least 16; 32 random bytes recommended).
+   */
+  size_t psk_len;
+  /**
+   * Keepalive period in ms for `usmp_keepalive_tick` (0 = off).
+   */
+  uint32_t keepalive_ms;
+  /**
+   * Wire version: 0 = default (v2), `USMP_PROTOCOL_V1` or `USMP_PROTOCOL_V2`.
+   */
+  uint8_t protocol_version;
+  /**
+   * Datagram transports: attempts per frame (0 = `USMP_RETRANSMIT_ATTEMPTS`).
+   */
+  uint8_t retransmit_attempts;
+  /**
+   * Reserved, keep 0.
+   */
+  uint8_t reserved[2];
+  /**
+   * Datagram transports: fixed wait per attempt in ms, doubled per retry (0 = adaptive,
+   * starting at `USMP_RETRANSMIT_TIMEOUT_MS`).
+   */
+  uint32_t retransmit_timeout_ms;
+  /**
+   * The transport, copied here by `usmp_connect` (as in the original). Read-only for the
+   * application.
+   */
+  usmp_transport_t transport;
+  /**
+   * Library-private state. Do not touch.
+   */
+  uint64_t opaque[USMP_OPAQUE_WORDS];
+} usmp_t;
+
+/**
+ * Counters of what a datagram link went through (all zero on byte streams).
+ */
+typedef struct usmp_stats_t {
+  /**
+   * Frames sent again because their acknowledgement did not come in time.
+   */
+  uint32_t retransmits;
+  /**
+   * Authentic frames received again (acknowledged again, dropped).
+   */
+  uint32_t duplicates;
+  /**
+   * Datagrams dropped as malformed or unauthentic (bad CRC, bad tag, forged).
+   */
+  uint32_t rejected;
+  /**
+   * Acknowledgements ignored (unknown frame, bad or missing MAC).
+   */
+  uint32_t bad_acks;
+} usmp_stats_t;
 
 #ifdef __cplusplus
 extern "C" {
@@ -303,10 +367,11 @@ extern uint32_t usmp_port_millis(void);
 extern void usmp_port_log(char level, const char *tag, const char *msg);
 
 /**
- * Connects: copies `*transport` into `ctx` and runs the handshake over it (blocking, at
- * most `USMP_HANDSHAKE_TIMEOUT_MS` of silence). The transport must already be dialled.
- * Keeps `psk`, `psk_len`, `keepalive_ms` and `protocol_version`; resets everything else.
- * On failure the transport is closed and a negative `usmp_err_t` is returned.
+ * Connects: copies `*transport` into `ctx->transport` and runs the handshake over it
+ * (blocking, at most `USMP_HANDSHAKE_TIMEOUT_MS`). The transport must already be dialled.
+ * Keeps the application's settings (`psk`, `psk_len`, `keepalive_ms`, `protocol_version`,
+ * retransmission); resets everything else. On failure the transport is closed and a
+ * negative `usmp_err_t` is returned.
  *
  * # Safety
  * `ctx` and `transport` must be null or valid pointers; `ctx->psk` must point to
@@ -341,6 +406,14 @@ void usmp_close(struct usmp_t *ctx);
 bool usmp_is_connected(const struct usmp_t *ctx);
 
 /**
+ * Copies the datagram-link counters into `*out`. `USMP_ERR_INVALID_ARG` on NULL.
+ *
+ * # Safety
+ * `ctx` null or valid; `out` null or writable.
+ */
+int usmp_get_stats(const struct usmp_t *ctx, struct usmp_stats_t *out);
+
+/**
  * The library version, e.g. "0.1.0".
  */
 const char *usmp_get_version(void);
@@ -348,7 +421,8 @@ const char *usmp_get_version(void);
 /**
  * Sends one message of `len` bytes (0..=1808), split into up to 4 frames of at most 452.
  * Nothing is sent when it is too long (`USMP_ERR_BUFFER_OVERFLOW`) or the sequence space
- * cannot hold it (`USMP_ERR_SEQ_EXHAUSTED`). A transport failure ends the session.
+ * cannot hold it (`USMP_ERR_SEQ_EXHAUSTED`). A transport failure (or, on a datagram link,
+ * no acknowledgement after every attempt: `USMP_ERR_TIMEOUT`) ends the session.
  *
  * # Safety
  * `ctx` null or valid; `data` null only when `len` is 0, else `len` readable bytes.
@@ -359,8 +433,10 @@ int usmp_send(struct usmp_t *ctx, const uint8_t *data, uint16_t len);
  * Receives one message into `out`. Returns its length (> 0), 0 when no message is
  * available now (the transport timed out, or only PING/PONG/REKEY frames were handled —
  * PINGs are answered), or a negative `usmp_err_t`. An empty message also returns 0.
- * Any protocol error ends the session (reconnect), except `USMP_ERR_BUFFER_OVERFLOW`
- * (message larger than `max_len`: that message is dropped, the session stays up).
+ * On a byte stream any protocol error ends the session (reconnect), except
+ * `USMP_ERR_BUFFER_OVERFLOW` (message larger than `max_len`: that message is dropped, the
+ * session stays up). On a datagram link malformed, forged and duplicate datagrams are
+ * dropped and counted (`usmp_get_stats`); an authenticated BYE still closes.
  *
  * # Safety
  * `ctx` null or valid; `out` must have `max_len` writable bytes.

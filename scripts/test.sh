@@ -27,6 +27,11 @@ if ! cmp -s "$build/usmp.h.regen" include/usmp.h; then
   echo "include/usmp.h is stale: run cbindgen --config cbindgen.toml --output include/usmp.h" >&2
   exit 1
 fi
+# Only the C API belongs in the header: constants of the Rust core must not leak into it.
+if grep -E '^#define ' include/usmp.h | grep -v -E '^#define USMP_'; then
+  echo "include/usmp.h defines names outside the USMP_ namespace (add them to cbindgen.toml's exclude)" >&2
+  exit 1
+fi
 
 step "Rust tests (vectors, device<->responder sessions, unit tests)"
 cargo test --features std

@@ -12,9 +12,10 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 use zeroize::Zeroize;
 
+use crate::datagram::{self, Rto};
 use crate::frame::{self, FrameType, MAX_FRAME};
 use crate::handshake::{DeviceHandshake, DeviceStep, DEVICE_ID_LEN};
-use crate::session::{Rx, Session, MAX_DATA, PLAINTEXT_OFFSET, REKEY_SALT_LEN};
+use crate::session::{Freshness, Rx, Session, MAX_DATA, PLAINTEXT_OFFSET, REKEY_SALT_LEN};
 use crate::{Error, Version};
 
 /// Library version string.
@@ -51,7 +52,16 @@ pub const USMP_HANDSHAKE_TIMEOUT_MS: u32 = 10_000;
 /// How long `usmp_recv` waits for the rest of a fragmented message (ms).
 pub const USMP_REASSEMBLY_TIMEOUT_MS: u32 = 10_000;
 /// Words of library-private state inside `usmp_t`.
-pub const USMP_OPAQUE_WORDS: usize = 28;
+pub const USMP_OPAQUE_WORDS: usize = 24;
+/// `usmp_transport_t.flags`: the transport carries datagrams (UDP). The library then
+/// acknowledges and retransmits frames itself (UTACK stop-and-wait) and uses the replay
+/// window; `recv_timeout` must be set.
+pub const USMP_TRANSPORT_DATAGRAM: u32 = 1;
+/// Default attempts per frame on a datagram transport (`retransmit_attempts` = 0).
+pub const USMP_RETRANSMIT_ATTEMPTS: u8 = 5;
+/// Initial retransmission timeout on a datagram transport (ms), adapted to the measured
+/// round trip unless `retransmit_timeout_ms` fixes it.
+pub const USMP_RETRANSMIT_TIMEOUT_MS: u32 = 500;
 
 /// Result codes. 0 is success; errors are negative and their numbers never change.
 /// −1..−9 keep the numbering of the original 1.2 `usmp_err_t`.
@@ -118,16 +128,17 @@ pub enum usmp_log_level_t {
 }
 
 /// A transport: function pointers the library calls, plus the transport's own `ctx`.
-/// The first seven members are those of the original, in the same order.
+/// The first seven members are those of the original, in the same order; a transport
+/// written for the original (members after `ctx` zero) is a byte-stream transport.
 #[repr(C)]
 pub struct usmp_transport_s {
     /// Send one whole frame. < 0 = failure; >= 0 = success.
     pub send: Option<
         unsafe extern "C" fn(t: *mut usmp_transport_s, data: *const u8, len: usize) -> c_int,
     >,
-    /// Receive exactly one whole frame into `buf` (at most `max_len` bytes) and return its
-    /// length; 0 when nothing arrived within the transport's receive timeout; < 0 when the
-    /// connection failed or closed.
+    /// Receive exactly one whole frame (one datagram) into `buf` (at most `max_len` bytes)
+    /// and return its length; 0 when nothing arrived within the transport's receive
+    /// timeout; < 0 when the connection failed or closed.
     pub recv: Option<
         unsafe extern "C" fn(t: *mut usmp_transport_s, buf: *mut u8, max_len: usize) -> c_int,
     >,
@@ -142,14 +153,26 @@ pub struct usmp_transport_s {
     pub destroy: Option<unsafe extern "C" fn(t: *mut usmp_transport_s)>,
     /// Transport-private state.
     pub ctx: *mut c_void,
+    /// `USMP_TRANSPORT_DATAGRAM` for UDP-like transports, 0 for byte streams.
+    pub flags: u32,
+    /// As `recv`, but waits at most `timeout_ms` (0 = just poll). Required for datagram
+    /// transports; optional otherwise.
+    pub recv_timeout: Option<
+        unsafe extern "C" fn(
+            t: *mut usmp_transport_s,
+            buf: *mut u8,
+            max_len: usize,
+            timeout_ms: u32,
+        ) -> c_int,
+    >,
 }
 
 /// The transport type, under the original's name.
 pub type usmp_transport_t = usmp_transport_s;
 
 /// A session context. Zero-initialise it (`usmp_t ctx = {0};`), set `psk`, `psk_len`,
-/// optionally `keepalive_ms` and `protocol_version`, then call `usmp_connect`. Do not copy
-/// or move it while connected (a copy is detected and refused).
+/// optionally `keepalive_ms`, `protocol_version` and the retransmission settings, then call
+/// `usmp_connect`. Do not copy or move it while connected (a copy is detected and refused).
 #[repr(C)]
 pub struct usmp_t {
     /// Pre-shared key; must stay valid while the context is in use. Set by the application.
@@ -160,10 +183,32 @@ pub struct usmp_t {
     pub keepalive_ms: u32,
     /// Wire version: 0 = default (v2), `USMP_PROTOCOL_V1` or `USMP_PROTOCOL_V2`.
     pub protocol_version: u8,
+    /// Datagram transports: attempts per frame (0 = `USMP_RETRANSMIT_ATTEMPTS`).
+    pub retransmit_attempts: u8,
     /// Reserved, keep 0.
-    pub reserved: [u8; 3],
+    pub reserved: [u8; 2],
+    /// Datagram transports: fixed wait per attempt in ms, doubled per retry (0 = adaptive,
+    /// starting at `USMP_RETRANSMIT_TIMEOUT_MS`).
+    pub retransmit_timeout_ms: u32,
+    /// The transport, copied here by `usmp_connect` (as in the original). Read-only for the
+    /// application.
+    pub transport: usmp_transport_t,
     /// Library-private state. Do not touch.
     pub opaque: [u64; USMP_OPAQUE_WORDS],
+}
+
+/// Counters of what a datagram link went through (all zero on byte streams).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct usmp_stats_t {
+    /// Frames sent again because their acknowledgement did not come in time.
+    pub retransmits: u32,
+    /// Authentic frames received again (acknowledged again, dropped).
+    pub duplicates: u32,
+    /// Datagrams dropped as malformed or unauthentic (bad CRC, bad tag, forged).
+    pub rejected: u32,
+    /// Acknowledgements ignored (unknown frame, bad or missing MAC).
+    pub bad_acks: u32,
 }
 
 extern "C" {
@@ -190,13 +235,13 @@ const STATE_ESTABLISHED: u32 = 0x5553_4D50; // "USMP"
 
 #[repr(C)]
 struct Inner {
-    transport: usmp_transport_s,
     /// Address of the owning usmp_t, to detect copies.
-    owner: usize,
+    owner: u64,
     state: u32,
     last_tx_ms: u32,
     device_id: [u8; DEVICE_ID_LEN],
-    version: u8,
+    stats: usmp_stats_t,
+    rto: Rto,
     session: MaybeUninit<Session>,
 }
 
@@ -229,23 +274,52 @@ impl Inner {
         };
         raw.zeroize();
     }
+}
 
-    fn send(&mut self, buf: &[u8]) -> Result<(), Error> {
-        let f = self.transport.send.ok_or(Error::TransportFailed)?;
+/// The driver's view of one `usmp_t`: the stored transport, the private state and the
+/// retransmission settings. It moves frames; the core decides what they mean.
+struct Link<'a> {
+    t: &'a mut usmp_transport_s,
+    st: &'a mut Inner,
+    attempts: u8,
+    fixed_rto_ms: u32,
+}
+
+/// One-slot holding place for a frame that arrives while a datagram send waits for its
+/// acknowledgement (handshake only; in a session the peer retransmits instead).
+struct Slot {
+    buf: [u8; MAX_FRAME],
+    len: usize,
+}
+
+impl Link<'_> {
+    fn datagram(&self) -> bool {
+        self.t.flags & USMP_TRANSPORT_DATAGRAM != 0
+    }
+
+    fn raw_send(&mut self, d: &[u8]) -> Result<(), Error> {
+        let f = self.t.send.ok_or(Error::TransportFailed)?;
         // SAFETY: the transport's own callback, called with its own struct and a valid slice.
-        let rc = unsafe { f(&mut self.transport, buf.as_ptr(), buf.len()) };
-        if rc < 0 {
+        if unsafe { f(self.t, d.as_ptr(), d.len()) } < 0 {
             return Err(Error::TransportFailed);
         }
-        self.last_tx_ms = millis();
         Ok(())
     }
 
-    /// One frame from the transport: Ok(0) when nothing arrived in its timeout.
-    fn recv(&mut self, buf: &mut [u8; MAX_FRAME]) -> Result<usize, Error> {
-        let f = self.transport.recv.ok_or(Error::TransportFailed)?;
-        // SAFETY: as above; `buf` is writable for its whole length.
-        let rc = unsafe { f(&mut self.transport, buf.as_mut_ptr(), buf.len()) };
+    /// One frame or datagram; Ok(0) when nothing arrived. `wait` = None uses the
+    /// transport's own receive timeout; Some(ms) waits at most that long.
+    fn raw_recv(&mut self, buf: &mut [u8; MAX_FRAME], wait: Option<u32>) -> Result<usize, Error> {
+        let rc = match (wait, self.t.recv_timeout, self.t.recv) {
+            (Some(ms), Some(f), _) => {
+                // SAFETY: the transport's own callback; `buf` is writable for its length.
+                unsafe { f(self.t, buf.as_mut_ptr(), buf.len(), ms) }
+            }
+            (_, _, Some(f)) => {
+                // SAFETY: as above.
+                unsafe { f(self.t, buf.as_mut_ptr(), buf.len()) }
+            }
+            _ => return Err(Error::TransportFailed),
+        };
         if rc < 0 {
             return Err(Error::TransportFailed);
         }
@@ -258,36 +332,143 @@ impl Inner {
     }
 
     fn available(&mut self) -> Option<bool> {
-        let f = self.transport.available?;
+        let f = self.t.available?;
         // SAFETY: the transport's own callback.
-        Some(unsafe { f(&mut self.transport) } > 0)
+        Some(unsafe { f(self.t) } > 0)
     }
 
-    fn close_transport(&mut self) {
-        if let Some(f) = self.transport.close {
+    fn close(&mut self) {
+        if let Some(f) = self.t.close {
             // SAFETY: the transport's own callback.
-            unsafe { f(&mut self.transport) };
+            unsafe { f(self.t) };
+        }
+    }
+
+    /// Sends a UTACK for a received frame (best effort: a lost one is retransmitted for).
+    fn ack(&mut self, ty: u8, seq: u32, key: Option<&[u8; 32]>) {
+        let mut a = [0u8; datagram::UTACK_MAC_LEN];
+        let n = datagram::utack(ty, seq, key, &mut a);
+        let _ = self.raw_send(a.get(..n).unwrap_or(&[]));
+    }
+
+    /// Sends one frame. On a datagram link: waits for its UTACK (MAC-checked with `ack_key`
+    /// when given), retransmitting with backoff; a frame arriving meanwhile goes to `slot`
+    /// when one is given and free, else it is left to the peer's retransmission.
+    fn send_frame(
+        &mut self,
+        frame: &[u8],
+        ack_key: Option<&[u8; 32]>,
+        mut slot: Option<&mut Slot>,
+    ) -> Result<(), Error> {
+        if !self.datagram() {
+            self.raw_send(frame)?;
+            self.st.last_tx_ms = millis();
+            return Ok(());
+        }
+        let ty = *frame.get(3).ok_or(Error::InvalidArg)?;
+        let seq_bytes: [u8; 4] = frame
+            .get(4..8)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(Error::InvalidArg)?;
+        let seq = u32::from_le_bytes(seq_bytes);
+        let mut rx = [0u8; MAX_FRAME];
+        for attempt in 0..self.attempts.max(1) {
+            if attempt > 0 {
+                self.st.stats.retransmits = self.st.stats.retransmits.wrapping_add(1);
+            }
+            self.raw_send(frame)?;
+            self.st.last_tx_ms = millis();
+            let start = millis();
+            let limit = if self.fixed_rto_ms > 0 {
+                self.fixed_rto_ms.saturating_mul(1 << attempt.min(8))
+            } else {
+                self.st.rto.timeout_ms(attempt)
+            };
+            loop {
+                let waited = millis().wrapping_sub(start);
+                if waited >= limit {
+                    break;
+                }
+                let n = self.raw_recv(&mut rx, Some(limit - waited))?;
+                let Some(d) = rx.get(..n).filter(|d| !d.is_empty()) else {
+                    continue;
+                };
+                if datagram::is_utack(d) {
+                    if datagram::utack_matches(d, ty, seq, ack_key) {
+                        if attempt == 0 && self.fixed_rto_ms == 0 {
+                            self.st.rto.sample(millis().wrapping_sub(start));
+                        }
+                        return Ok(());
+                    }
+                    self.st.stats.bad_acks = self.st.stats.bad_acks.wrapping_add(1);
+                    continue;
+                }
+                match slot.as_deref_mut() {
+                    Some(s) if s.len == 0 => {
+                        s.buf.copy_from_slice(&rx);
+                        s.len = n;
+                    }
+                    _ => self.stray_in_session(d),
+                }
+            }
+        }
+        Err(Error::Timeout)
+    }
+
+    /// A datagram that is no acknowledgement, arriving while a session send waits: a
+    /// retransmitted handshake frame (our UTACK for it was lost) is acknowledged again;
+    /// anything else is left to the peer's retransmission.
+    fn stray_in_session(&mut self, d: &[u8]) {
+        if let Some(ty) = handshake_type(d) {
+            let seq = d
+                .get(4..8)
+                .and_then(|s| s.try_into().ok())
+                .map_or(0, u32::from_le_bytes);
+            self.ack(ty, seq, None);
         }
     }
 }
 
-/// Borrows the private state of `ctx` after checking it is non-null and was not copied.
+/// The type byte of a datagram that looks like a handshake frame (types 1..=4, 0x0A).
+fn handshake_type(d: &[u8]) -> Option<u8> {
+    if d.len() < frame::HEADER_LEN || d.get(..2) != Some(&frame::MAGIC.to_le_bytes()[..]) {
+        return None;
+    }
+    let ty = *d.get(3)?;
+    matches!(ty, 1..=4 | 0x0A).then_some(ty)
+}
+
+/// Borrows the transport and private state of `ctx` after checking it is non-null and was
+/// not copied.
 ///
 /// # Safety
 /// `ctx` must be null or point to a writable `usmp_t`.
-unsafe fn inner<'a>(ctx: *mut usmp_t) -> Result<&'a mut Inner, Error> {
+unsafe fn link<'a>(ctx: *mut usmp_t) -> Result<Link<'a>, Error> {
     if ctx.is_null() {
         return Err(Error::InvalidArg);
     }
     // SAFETY: non-null and, per the contract, a valid usmp_t; `opaque` is u64-aligned and
     // large enough (checked at compile time), and Inner accepts any bit pattern.
-    let inner = unsafe { &mut *core::ptr::addr_of_mut!((*ctx).opaque).cast::<Inner>() };
-    if inner.state != STATE_IDLE && inner.owner != ctx as usize {
-        inner.drop_session();
-        inner.transport = empty_transport();
+    let st = unsafe { &mut *core::ptr::addr_of_mut!((*ctx).opaque).cast::<Inner>() };
+    // SAFETY: as above; a distinct field of the same struct.
+    let t = unsafe { &mut *core::ptr::addr_of_mut!((*ctx).transport) };
+    // SAFETY: plain reads of the application's settings.
+    let (attempts, fixed) = unsafe { ((*ctx).retransmit_attempts, (*ctx).retransmit_timeout_ms) };
+    if st.state != STATE_IDLE && st.owner != ctx as usize as u64 {
+        st.drop_session();
+        *t = empty_transport();
         return Err(Error::ContextMoved);
     }
-    Ok(inner)
+    Ok(Link {
+        t,
+        st,
+        attempts: if attempts == 0 {
+            USMP_RETRANSMIT_ATTEMPTS
+        } else {
+            attempts
+        },
+        fixed_rto_ms: fixed,
+    })
 }
 
 const fn empty_transport() -> usmp_transport_s {
@@ -299,6 +480,8 @@ const fn empty_transport() -> usmp_transport_s {
         available: None,
         destroy: None,
         ctx: core::ptr::null_mut(),
+        flags: 0,
+        recv_timeout: None,
     }
 }
 
@@ -327,7 +510,7 @@ fn log(level: usmp_log_level_t, msg: &'static [u8]) {
         usmp_log_level_t::USMP_LOG_LEVEL_INFO => b'I',
         _ => b'D',
     };
-    // SAFETY: `msg` literals end in NUL (all call sites below).
+    // SAFETY: `msg` literals end in NUL (all call sites).
     unsafe { usmp_port_log(c as c_char, b"usmp\0".as_ptr().cast(), msg.as_ptr().cast()) };
 }
 
@@ -365,80 +548,143 @@ unsafe fn config<'a>(ctx: *const usmp_t) -> Result<Config<'a>, Error> {
     Ok(Config { psk, version })
 }
 
+/// How long a datagram handshake waits for CHALLENGE before sending HELLO again (the v2
+/// gateway's HELLO_RETRY is sent once, without retransmission).
+const HELLO_RESEND_MS: u32 = 1000;
+
 /// Runs the device handshake over the stored transport. On success the session is stored.
-fn handshake(inner: &mut Inner, cfg: &Config<'_>) -> Result<(), Error> {
+fn handshake(l: &mut Link<'_>, cfg: &Config<'_>) -> Result<(), Error> {
     let mut id = [0u8; DEVICE_ID_LEN];
     // SAFETY: valid writable buffer of DEVICE_ID_LEN bytes.
     if unsafe { usmp_port_get_device_id(id.as_mut_ptr(), id.len()) } != 0 {
         return Err(Error::PortFailed);
     }
-    inner.device_id = id;
+    l.st.device_id = id;
     let mut secret = [0u8; 32];
     random(&mut secret)?;
     let hs = DeviceHandshake::new(cfg.version, cfg.psk, &id, &secret);
     secret.zeroize();
     let mut hs = hs?;
+    let dgram = l.datagram();
     let mut tx = [0u8; MAX_FRAME];
-    let mut rx = [0u8; MAX_FRAME];
+    let mut slot = Slot {
+        buf: [0u8; MAX_FRAME],
+        len: 0,
+    };
     let n = hs.hello(None, &mut tx);
-    inner.send(tx.get(..n).ok_or(Error::InvalidArg)?)?;
+    l.send_frame(tx.get(..n).ok_or(Error::InvalidArg)?, None, Some(&mut slot))?;
     let start = millis();
+    let mut last_sent = start;
+    let mut cookie_seen = false;
+    // Highest handshake type handled, so retransmitted copies are acknowledged, not redone.
+    let mut done_type = 0u8;
     loop {
-        let n = match inner.recv(&mut rx) {
-            Ok(n) => n,
-            // The gateway never explains a refusal: it hangs up. After HELLO_ACK that means
-            // the PSK was refused; before CHALLENGE, the device or the version was.
-            Err(_) if hs.awaiting_session_ok() => return Err(Error::AuthFailed),
-            Err(_) => return Err(Error::Rejected),
+        let now = millis();
+        if now.wrapping_sub(start) >= USMP_HANDSHAKE_TIMEOUT_MS {
+            return Err(Error::Timeout);
+        }
+        let n = if slot.len > 0 {
+            let n = slot.len;
+            slot.len = 0;
+            n
+        } else {
+            let wait = dgram.then_some(
+                HELLO_RESEND_MS.min(USMP_HANDSHAKE_TIMEOUT_MS - now.wrapping_sub(start)),
+            );
+            match l.raw_recv(&mut slot.buf, wait) {
+                Ok(n) => n,
+                // The gateway never explains a refusal: it hangs up. After HELLO_ACK that means
+                // the PSK was refused; before CHALLENGE, the device or the version was.
+                Err(_) if hs.awaiting_session_ok() => return Err(Error::AuthFailed),
+                Err(_) => return Err(Error::Rejected),
+            }
         };
         if n == 0 {
-            if millis().wrapping_sub(start) >= USMP_HANDSHAKE_TIMEOUT_MS {
-                return Err(Error::Timeout);
+            if dgram
+                && !hs.awaiting_session_ok()
+                && !cookie_seen
+                && millis().wrapping_sub(last_sent) >= HELLO_RESEND_MS
+            {
+                let m = hs.hello(None, &mut tx);
+                l.send_frame(tx.get(..m).ok_or(Error::InvalidArg)?, None, Some(&mut slot))?;
+                last_sent = millis();
             }
             continue;
         }
-        let frame = rx.get(..n).ok_or(Error::BadFrame)?;
-        match hs.receive(frame, &mut tx)? {
-            DeviceStep::Send(m) => inner.send(tx.get(..m).ok_or(Error::InvalidArg)?)?,
-            DeviceStep::Established(s) => {
-                inner.session.write(s);
-                inner.state = STATE_ESTABLISHED;
+        let frame = slot.buf.get(..n).ok_or(Error::BadFrame)?;
+        if dgram {
+            if datagram::is_utack(frame) {
+                continue;
+            }
+            let Some(ty) = handshake_type(frame) else {
+                l.st.stats.rejected = l.st.stats.rejected.wrapping_add(1);
+                continue;
+            };
+            if frame::decode(frame, cfg.version).is_err() {
+                l.st.stats.rejected = l.st.stats.rejected.wrapping_add(1);
+                continue;
+            }
+            l.ack(ty, 0, None);
+            let order = if ty == FrameType::HelloRetry as u8 {
+                1
+            } else {
+                ty
+            };
+            if order <= done_type {
+                l.st.stats.duplicates = l.st.stats.duplicates.wrapping_add(1);
+                continue;
+            }
+            done_type = order;
+            cookie_seen |= ty == FrameType::HelloRetry as u8;
+        }
+        let step = hs.receive(frame, &mut tx);
+        match step? {
+            DeviceStep::Send(m) => {
+                let out = tx.get(..m).ok_or(Error::InvalidArg)?;
+                let r = l.send_frame(out, None, Some(&mut slot));
+                r?;
+                last_sent = millis();
+            }
+            DeviceStep::Established(mut s) => {
+                s.set_datagram(dgram);
+                l.st.session.write(s);
+                l.st.state = STATE_ESTABLISHED;
                 return Ok(());
             }
         }
     }
 }
 
-fn connect_with(ctx: *mut usmp_t, inner: &mut Inner) -> Result<(), Error> {
+fn connect_with(ctx: *mut usmp_t, l: &mut Link<'_>) -> Result<(), Error> {
     // SAFETY: ctx was checked non-null by the caller.
     let cfg = unsafe { config(ctx) }?;
-    inner.owner = ctx as usize;
-    let r = handshake(inner, &cfg);
+    l.st.owner = ctx as usize as u64;
+    if l.datagram() && l.t.recv_timeout.is_none() {
+        return Err(Error::InvalidArg);
+    }
+    let r = handshake(l, &cfg);
     match r {
         Ok(()) => {
-            inner.last_tx_ms = millis();
+            l.st.last_tx_ms = millis();
             log(
                 usmp_log_level_t::USMP_LOG_LEVEL_INFO,
                 b"session established\0",
             );
         }
         Err(e) => {
-            inner.drop_session();
-            inner.close_transport();
-            log(usmp_log_level_t::USMP_LOG_LEVEL_ERROR, err_name(e));
+            l.st.drop_session();
+            l.close();
+            log(usmp_log_level_t::USMP_LOG_LEVEL_ERROR, e.name());
         }
     }
     r
 }
 
-fn err_name(e: Error) -> &'static [u8] {
-    e.name()
-}
-
-/// Connects: copies `*transport` into `ctx` and runs the handshake over it (blocking, at
-/// most `USMP_HANDSHAKE_TIMEOUT_MS` of silence). The transport must already be dialled.
-/// Keeps `psk`, `psk_len`, `keepalive_ms` and `protocol_version`; resets everything else.
-/// On failure the transport is closed and a negative `usmp_err_t` is returned.
+/// Connects: copies `*transport` into `ctx->transport` and runs the handshake over it
+/// (blocking, at most `USMP_HANDSHAKE_TIMEOUT_MS`). The transport must already be dialled.
+/// Keeps the application's settings (`psk`, `psk_len`, `keepalive_ms`, `protocol_version`,
+/// retransmission); resets everything else. On failure the transport is closed and a
+/// negative `usmp_err_t` is returned.
 ///
 /// # Safety
 /// `ctx` and `transport` must be null or valid pointers; `ctx->psk` must point to
@@ -448,36 +694,38 @@ pub unsafe extern "C" fn usmp_connect(ctx: *mut usmp_t, transport: *mut usmp_tra
     if transport.is_null() {
         return Error::InvalidArg.code();
     }
-    // SAFETY: caller contract.
-    let inner = match unsafe { inner(ctx) } {
-        Ok(i) => i,
-        Err(Error::ContextMoved) => {
-            // A stale copy: its state is wiped now, so connecting it afresh is fine.
-            // SAFETY: as above; now idle.
-            match unsafe { inner(ctx) } {
-                Ok(i) => i,
-                Err(e) => return e.code(),
-            }
-        }
+    // SAFETY: caller contract. A stale copy is wiped by the first call and usable after.
+    let mut l = match unsafe { link(ctx) }.or_else(|e| match e {
+        Error::ContextMoved => unsafe { link(ctx) },
+        e => Err(e),
+    }) {
+        Ok(l) => l,
         Err(e) => return e.code(),
     };
     // SAFETY: non-null, caller contract.
-    let t = unsafe { &*transport };
-    if t.send.is_none() || t.recv.is_none() {
+    let src = unsafe { &*transport };
+    if src.send.is_none() || src.recv.is_none() {
         return Error::InvalidArg.code();
     }
-    inner.drop_session();
-    inner.transport = usmp_transport_s {
-        send: t.send,
-        recv: t.recv,
-        close: t.close,
-        reconnect: t.reconnect,
-        available: t.available,
-        destroy: t.destroy,
-        ctx: t.ctx,
+    l.st.drop_session();
+    *l.t = usmp_transport_s {
+        send: src.send,
+        recv: src.recv,
+        close: src.close,
+        reconnect: src.reconnect,
+        available: src.available,
+        destroy: src.destroy,
+        ctx: src.ctx,
+        flags: src.flags,
+        recv_timeout: src.recv_timeout,
     };
-    inner.last_tx_ms = 0;
-    code(connect_with(ctx, inner))
+    l.st.last_tx_ms = 0;
+    l.st.stats = usmp_stats_t::default();
+    l.st.rto = Rto::default();
+    if l.fixed_rto_ms == 0 {
+        l.st.rto = Rto::new(USMP_RETRANSMIT_TIMEOUT_MS);
+    }
+    code(connect_with(ctx, &mut l))
 }
 
 /// Dials again through the stored transport's `reconnect` and runs a new handshake. Old
@@ -488,23 +736,23 @@ pub unsafe extern "C" fn usmp_connect(ctx: *mut usmp_t, transport: *mut usmp_tra
 #[no_mangle]
 pub unsafe extern "C" fn usmp_reconnect(ctx: *mut usmp_t) -> c_int {
     // SAFETY: caller contract.
-    let inner = match unsafe { inner(ctx) } {
-        Ok(i) => i,
+    let mut l = match unsafe { link(ctx) } {
+        Ok(l) => l,
         Err(e) => return e.code(),
     };
-    inner.drop_session();
-    let Some(redial) = inner.transport.reconnect else {
-        return if inner.transport.send.is_none() {
+    l.st.drop_session();
+    let Some(redial) = l.t.reconnect else {
+        return if l.t.send.is_none() {
             Error::NotConnected.code()
         } else {
             Error::Unsupported.code()
         };
     };
     // SAFETY: the transport's own callback.
-    if unsafe { redial(&mut inner.transport) } < 0 {
+    if unsafe { redial(l.t) } < 0 {
         return Error::TransportFailed.code();
     }
-    code(connect_with(ctx, inner))
+    code(connect_with(ctx, &mut l))
 }
 
 /// Closes the session: a best-effort BYE, keys zeroized, transport closed (not destroyed).
@@ -515,21 +763,18 @@ pub unsafe extern "C" fn usmp_reconnect(ctx: *mut usmp_t) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn usmp_close(ctx: *mut usmp_t) {
     // SAFETY: caller contract.
-    let Ok(inner) = (unsafe { inner(ctx) }) else {
+    let Ok(mut l) = (unsafe { link(ctx) }) else {
         return;
     };
-    if let Some(s) = inner.session() {
-        let mut buf = [0u8; MAX_FRAME];
-        if let Ok(n) = s.seal_control(FrameType::Bye, &mut buf) {
-            if let Some(f) = buf.get(..n) {
-                let _ = inner.send(f);
-            }
-        }
+    if l.st.state == STATE_ESTABLISHED {
+        // Best effort: one attempt, no waiting for an acknowledgement beyond one timeout.
+        l.attempts = 1;
+        let _ = send_control(&mut l, FrameType::Bye);
     }
-    inner.drop_session();
+    l.st.drop_session();
     // Always close (also after a session ended on an error, when the socket may still be
     // open); transports must tolerate a second close, as the original's did.
-    inner.close_transport();
+    l.close();
 }
 
 /// True when `ctx` has an established session.
@@ -542,8 +787,24 @@ pub unsafe extern "C" fn usmp_is_connected(ctx: *const usmp_t) -> bool {
         return false;
     }
     // SAFETY: non-null and valid per the contract; read-only view of the private state.
-    let inner = unsafe { &*core::ptr::addr_of!((*ctx).opaque).cast::<Inner>() };
-    inner.state == STATE_ESTABLISHED && inner.owner == ctx as usize
+    let st = unsafe { &*core::ptr::addr_of!((*ctx).opaque).cast::<Inner>() };
+    st.state == STATE_ESTABLISHED && st.owner == ctx as usize as u64
+}
+
+/// Copies the datagram-link counters into `*out`. `USMP_ERR_INVALID_ARG` on NULL.
+///
+/// # Safety
+/// `ctx` null or valid; `out` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn usmp_get_stats(ctx: *const usmp_t, out: *mut usmp_stats_t) -> c_int {
+    if ctx.is_null() || out.is_null() {
+        return Error::InvalidArg.code();
+    }
+    // SAFETY: non-null and valid per the contract.
+    let st = unsafe { &*core::ptr::addr_of!((*ctx).opaque).cast::<Inner>() };
+    // SAFETY: non-null and writable per the contract.
+    unsafe { out.write(st.stats) };
+    0
 }
 
 /// The library version, e.g. "0.1.0".
@@ -554,15 +815,16 @@ pub extern "C" fn usmp_get_version() -> *const c_char {
 
 /// Sends one message of `len` bytes (0..=1808), split into up to 4 frames of at most 452.
 /// Nothing is sent when it is too long (`USMP_ERR_BUFFER_OVERFLOW`) or the sequence space
-/// cannot hold it (`USMP_ERR_SEQ_EXHAUSTED`). A transport failure ends the session.
+/// cannot hold it (`USMP_ERR_SEQ_EXHAUSTED`). A transport failure (or, on a datagram link,
+/// no acknowledgement after every attempt: `USMP_ERR_TIMEOUT`) ends the session.
 ///
 /// # Safety
 /// `ctx` null or valid; `data` null only when `len` is 0, else `len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn usmp_send(ctx: *mut usmp_t, data: *const u8, len: u16) -> c_int {
     // SAFETY: caller contract.
-    let inner = match unsafe { inner(ctx) } {
-        Ok(i) => i,
+    let mut l = match unsafe { link(ctx) } {
+        Ok(l) => l,
         Err(e) => return e.code(),
     };
     if data.is_null() && len != 0 {
@@ -574,11 +836,16 @@ pub unsafe extern "C" fn usmp_send(ctx: *mut usmp_t, data: *const u8, len: u16) 
         // SAFETY: non-null with `len` readable bytes per the contract.
         unsafe { core::slice::from_raw_parts(data, usize::from(len)) }
     };
-    code(send_message(inner, data))
+    code(send_message(&mut l, data))
 }
 
-fn send_message(inner: &mut Inner, data: &[u8]) -> Result<(), Error> {
-    let s = inner.session().ok_or(Error::NotConnected)?;
+/// The key a datagram peer MACs its UTACKs for our frames with (v2: our tx key).
+fn ack_key(s: &Session) -> Option<[u8; 32]> {
+    s.version().has_rekey().then(|| *s.tx_key())
+}
+
+fn send_message(l: &mut Link<'_>, data: &[u8]) -> Result<(), Error> {
+    let s = l.st.session().ok_or(Error::NotConnected)?;
     let frames = Session::frames_for(data.len())?;
     s.check_room(frames)?;
     let mut buf = [0u8; MAX_FRAME];
@@ -590,13 +857,14 @@ fn send_message(inner: &mut Inner, data: &[u8]) -> Result<(), Error> {
         } else {
             FrameType::DataFrag
         };
-        let s = inner.session().ok_or(Error::NotConnected)?;
+        let s = l.st.session().ok_or(Error::NotConnected)?;
         buf.get_mut(PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + chunk.len())
             .ok_or(Error::InvalidArg)?
             .copy_from_slice(chunk);
         let sealed = s.seal(ty, &mut buf, chunk.len());
+        let key = ack_key(s);
         // After sealing, the buffer holds only ciphertext; on a refusal, plaintext.
-        let sent = sealed.and_then(|n| send_or_drop(inner, buf.get(..n).unwrap_or(&[])));
+        let sent = sealed.and_then(|n| send_or_drop(l, buf.get(..n).unwrap_or(&[]), key));
         if sent.is_err() {
             buf.zeroize();
             return sent;
@@ -605,11 +873,12 @@ fn send_message(inner: &mut Inner, data: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Sends a sealed frame; a transport failure ends the session.
-fn send_or_drop(inner: &mut Inner, frame: &[u8]) -> Result<(), Error> {
-    let r = inner.send(frame);
+/// Sends a sealed frame; a failure ends the session.
+fn send_or_drop(l: &mut Link<'_>, frame: &[u8], mut key: Option<[u8; 32]>) -> Result<(), Error> {
+    let r = l.send_frame(frame, key.as_ref(), None);
+    key.zeroize();
     if r.is_err() {
-        inner.drop_session();
+        l.st.drop_session();
     }
     r
 }
@@ -617,16 +886,18 @@ fn send_or_drop(inner: &mut Inner, frame: &[u8]) -> Result<(), Error> {
 /// Receives one message into `out`. Returns its length (> 0), 0 when no message is
 /// available now (the transport timed out, or only PING/PONG/REKEY frames were handled —
 /// PINGs are answered), or a negative `usmp_err_t`. An empty message also returns 0.
-/// Any protocol error ends the session (reconnect), except `USMP_ERR_BUFFER_OVERFLOW`
-/// (message larger than `max_len`: that message is dropped, the session stays up).
+/// On a byte stream any protocol error ends the session (reconnect), except
+/// `USMP_ERR_BUFFER_OVERFLOW` (message larger than `max_len`: that message is dropped, the
+/// session stays up). On a datagram link malformed, forged and duplicate datagrams are
+/// dropped and counted (`usmp_get_stats`); an authenticated BYE still closes.
 ///
 /// # Safety
 /// `ctx` null or valid; `out` must have `max_len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn usmp_recv(ctx: *mut usmp_t, out: *mut u8, max_len: u16) -> c_int {
     // SAFETY: caller contract.
-    let inner = match unsafe { inner(ctx) } {
-        Ok(i) => i,
+    let mut l = match unsafe { link(ctx) } {
+        Ok(l) => l,
         Err(e) => return e.code(),
     };
     if out.is_null() {
@@ -634,31 +905,28 @@ pub unsafe extern "C" fn usmp_recv(ctx: *mut usmp_t, out: *mut u8, max_len: u16)
     }
     // SAFETY: non-null with `max_len` writable bytes per the contract.
     let out = unsafe { core::slice::from_raw_parts_mut(out, usize::from(max_len)) };
-    match recv_message(inner, out) {
+    let mut rx = [0u8; MAX_FRAME];
+    let r = recv_into(&mut l, out, &mut rx);
+    // The frame buffer held decrypted plaintext: leave none of it on the stack.
+    rx.zeroize();
+    match r {
         Ok(n) => n as c_int,
         Err(e) => {
             if e != Error::BufferOverflow && e != Error::NotConnected {
-                inner.drop_session();
+                l.st.drop_session();
             }
             e.code()
         }
     }
 }
 
-fn recv_message(inner: &mut Inner, out: &mut [u8]) -> Result<usize, Error> {
-    let mut rx = [0u8; MAX_FRAME];
-    let r = recv_into(inner, out, &mut rx);
-    // The frame buffer held decrypted plaintext: leave none of it on the stack.
-    rx.zeroize();
-    r
-}
-
-fn recv_into(inner: &mut Inner, out: &mut [u8], rx: &mut [u8; MAX_FRAME]) -> Result<usize, Error> {
-    inner.session().ok_or(Error::NotConnected)?.begin_receive();
+fn recv_into(l: &mut Link<'_>, out: &mut [u8], rx: &mut [u8; MAX_FRAME]) -> Result<usize, Error> {
+    l.st.session().ok_or(Error::NotConnected)?.begin_receive();
+    let dgram = l.datagram();
     let mut waiting_since: Option<u32> = None;
     loop {
-        let n = inner.recv(rx)?;
-        let s = inner.session().ok_or(Error::NotConnected)?;
+        let n = l.raw_recv(rx, None)?;
+        let s = l.st.session().ok_or(Error::NotConnected)?;
         if n == 0 {
             if !s.reassembling() {
                 return Ok(0);
@@ -672,19 +940,72 @@ fn recv_into(inner: &mut Inner, out: &mut [u8], rx: &mut [u8; MAX_FRAME]) -> Res
         }
         waiting_since = None;
         let frame = rx.get_mut(..n).ok_or(Error::BadFrame)?;
-        match s.receive(frame, out)? {
+        let rx_step = if dgram {
+            match datagram_step(l, frame, out)? {
+                Some(step) => step,
+                None => continue,
+            }
+        } else {
+            s.receive(frame, out)?
+        };
+        match rx_step {
             Rx::Message(len) => return Ok(len),
             Rx::Fragment => continue,
-            Rx::Ping => {
-                let mut pong = [0u8; MAX_FRAME];
-                let m = s.seal_control(FrameType::Pong, &mut pong)?;
-                send_or_drop(inner, pong.get(..m).ok_or(Error::InvalidArg)?)?;
-            }
+            Rx::Ping => send_control(l, FrameType::Pong)?,
             Rx::Pong | Rx::Rekeyed => {}
         }
         // After a control frame: return when nothing more is waiting (original behaviour).
-        if inner.available() == Some(false) {
+        if l.available() == Some(false) {
             return Ok(0);
+        }
+    }
+}
+
+/// One datagram in a session: acknowledge what is authentic (before the core acts on it,
+/// so a REKEY is acknowledged under the key it came with), drop and count the rest.
+/// Ok(None) means "dropped, keep reading".
+fn datagram_step(l: &mut Link<'_>, frame: &mut [u8], out: &mut [u8]) -> Result<Option<Rx>, Error> {
+    if datagram::is_utack(frame) {
+        // A late or duplicate acknowledgement: nothing is waiting for it.
+        l.st.stats.bad_acks = l.st.stats.bad_acks.wrapping_add(1);
+        return Ok(None);
+    }
+    if handshake_type(frame).is_some() {
+        l.stray_in_session(frame);
+        return Ok(None);
+    }
+    let s = l.st.session().ok_or(Error::NotConnected)?;
+    let opened = match s.open(frame) {
+        Ok(o) => o,
+        Err(_) => {
+            l.st.stats.rejected = l.st.stats.rejected.wrapping_add(1);
+            return Ok(None);
+        }
+    };
+    let mut key = s.version().has_rekey().then(|| *s.rx_key());
+    l.ack(opened.ty as u8, opened.seq, key.as_ref());
+    key.zeroize();
+    let s = l.st.session().ok_or(Error::NotConnected)?;
+    match opened.freshness {
+        Freshness::Fresh => {}
+        Freshness::Duplicate => {
+            l.st.stats.duplicates = l.st.stats.duplicates.wrapping_add(1);
+            return Ok(None);
+        }
+        Freshness::Gap => {
+            l.st.stats.rejected = l.st.stats.rejected.wrapping_add(1);
+            return Ok(None);
+        }
+    }
+    let pt = frame.get(opened.plaintext.clone()).ok_or(Error::BadFrame)?;
+    match s.process(&opened, pt, out) {
+        Ok(step) => Ok(Some(step)),
+        Err(e @ (Error::ClosedByPeer | Error::BufferOverflow)) => Err(e),
+        Err(_) => {
+            // Structural faults (fragment rules, flood, bad REKEY) drop the partial message
+            // on a datagram link; the session goes on.
+            l.st.stats.rejected = l.st.stats.rejected.wrapping_add(1);
+            Ok(None)
         }
     }
 }
@@ -696,18 +1017,19 @@ fn recv_into(inner: &mut Inner, out: &mut [u8], rx: &mut [u8; MAX_FRAME]) -> Res
 #[no_mangle]
 pub unsafe extern "C" fn usmp_ping(ctx: *mut usmp_t) -> c_int {
     // SAFETY: caller contract.
-    let inner = match unsafe { inner(ctx) } {
-        Ok(i) => i,
+    let mut l = match unsafe { link(ctx) } {
+        Ok(l) => l,
         Err(e) => return e.code(),
     };
-    code(send_control(inner, FrameType::Ping))
+    code(send_control(&mut l, FrameType::Ping))
 }
 
-fn send_control(inner: &mut Inner, ty: FrameType) -> Result<(), Error> {
-    let s = inner.session().ok_or(Error::NotConnected)?;
+fn send_control(l: &mut Link<'_>, ty: FrameType) -> Result<(), Error> {
+    let s = l.st.session().ok_or(Error::NotConnected)?;
     let mut buf = [0u8; MAX_FRAME];
     let n = s.seal_control(ty, &mut buf)?;
-    send_or_drop(inner, buf.get(..n).ok_or(Error::InvalidArg)?)
+    let key = ack_key(s);
+    send_or_drop(l, buf.get(..n).ok_or(Error::InvalidArg)?, key)
 }
 
 /// Sends a PING when `keepalive_ms` have passed since the last transmission. Returns 0
@@ -719,19 +1041,19 @@ fn send_control(inner: &mut Inner, ty: FrameType) -> Result<(), Error> {
 #[no_mangle]
 pub unsafe extern "C" fn usmp_keepalive_tick(ctx: *mut usmp_t) -> c_int {
     // SAFETY: caller contract.
-    let inner = match unsafe { inner(ctx) } {
-        Ok(i) => i,
+    let mut l = match unsafe { link(ctx) } {
+        Ok(l) => l,
         Err(e) => return e.code(),
     };
-    if inner.state != STATE_ESTABLISHED {
+    if l.st.state != STATE_ESTABLISHED {
         return Error::NotConnected.code();
     }
-    // SAFETY: ctx is non-null (checked by `inner`).
+    // SAFETY: ctx is non-null (checked by `link`).
     let period = unsafe { (*ctx).keepalive_ms };
-    if period == 0 || millis().wrapping_sub(inner.last_tx_ms) < period {
+    if period == 0 || millis().wrapping_sub(l.st.last_tx_ms) < period {
         return 0;
     }
-    code(send_control(inner, FrameType::Ping))
+    code(send_control(&mut l, FrameType::Ping))
 }
 
 /// Rotates the session keys (wire v2): sends REKEY with a fresh random salt under the old
@@ -742,23 +1064,26 @@ pub unsafe extern "C" fn usmp_keepalive_tick(ctx: *mut usmp_t) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn usmp_rekey(ctx: *mut usmp_t) -> c_int {
     // SAFETY: caller contract.
-    let inner = match unsafe { inner(ctx) } {
-        Ok(i) => i,
+    let mut l = match unsafe { link(ctx) } {
+        Ok(l) => l,
         Err(e) => return e.code(),
     };
-    code(rekey(inner))
+    code(rekey(&mut l))
 }
 
-fn rekey(inner: &mut Inner) -> Result<(), Error> {
-    let s = inner.session().ok_or(Error::NotConnected)?;
+fn rekey(l: &mut Link<'_>) -> Result<(), Error> {
+    let s = l.st.session().ok_or(Error::NotConnected)?;
     if !s.version().has_rekey() {
         return Err(Error::Unsupported);
     }
     let mut salt = [0u8; REKEY_SALT_LEN];
     random(&mut salt)?;
+    let s = l.st.session().ok_or(Error::NotConnected)?;
+    // The peer acknowledges the REKEY frame under the key it was sealed with: the old one.
+    let key = ack_key(s);
     let mut buf = [0u8; MAX_FRAME];
     let n = s.start_rekey(&salt, &mut buf)?;
-    send_or_drop(inner, buf.get(..n).ok_or(Error::InvalidArg)?)
+    send_or_drop(l, buf.get(..n).ok_or(Error::InvalidArg)?, key)
 }
 
 /// The name of a result code ("USMP_OK", "USMP_ERR_AUTH_FAILED", ...), or

@@ -249,6 +249,8 @@ fn transport(g: &mut Gateway) -> usmp_transport_t {
         available: Some(t_available),
         destroy: None,
         ctx: g as *mut Gateway as *mut c_void,
+        flags: 0,
+        recv_timeout: None,
     }
 }
 
