@@ -1,0 +1,662 @@
+//! Datagram mode through the C API against an in-process gateway over a simulated network
+//! with a virtual clock: loss, duplication, reordering and forgeries in both directions,
+//! the v2 cookie round, authenticate-then-acknowledge, and the retransmission counters.
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::ffi::{c_char, c_int, c_void, CStr};
+
+use usmp::datagram::{self, Window};
+use usmp::ffi::*;
+use usmp::frame::{self, FrameType, MAX_FRAME};
+use usmp::handshake::{Responder, ResponderStep};
+use usmp::session::{Freshness, Rx, Session, MAX_DATA, PLAINTEXT_OFFSET};
+use usmp::Version;
+
+thread_local! {
+    static CLOCK: RefCell<u32> = const { RefCell::new(5000) };
+    static RNG: RefCell<u8> = const { RefCell::new(3) };
+}
+
+fn advance(ms: u32) {
+    CLOCK.with(|c| *c.borrow_mut() += ms);
+}
+
+#[no_mangle]
+extern "C" fn usmp_port_get_device_id(out: *mut u8, len: usize) -> c_int {
+    if len < 6 {
+        return -1;
+    }
+    unsafe { std::ptr::copy_nonoverlapping([2, 0, 0, 0, 0, 1].as_ptr(), out, 6) };
+    0
+}
+#[no_mangle]
+extern "C" fn usmp_port_random(out: *mut u8, len: usize) -> c_int {
+    RNG.with(|r| {
+        for i in 0..len {
+            let mut v = r.borrow_mut();
+            *v = v.wrapping_mul(73).wrapping_add(19);
+            unsafe { *out.add(i) = *v };
+        }
+    });
+    0
+}
+#[no_mangle]
+extern "C" fn usmp_port_delay_ms(ms: u32) {
+    advance(ms);
+}
+#[no_mangle]
+extern "C" fn usmp_port_millis() -> u32 {
+    CLOCK.with(|c| *c.borrow())
+}
+#[no_mangle]
+extern "C" fn usmp_port_log(_l: c_char, _t: *const c_char, _m: *const c_char) {}
+
+const PSK: &[u8] = b"datagram-test-psk-32-bytes-long!";
+const COOKIE: [u8; 16] = [0xC0; 16];
+
+/// What the simulated network does to the k-th datagram of a direction.
+#[derive(Clone, Copy, Default)]
+struct Faults {
+    drop_every: usize,
+    dup_every: usize,
+    swap_every: usize,
+}
+
+impl Faults {
+    fn apply(&self, k: usize, d: Vec<u8>, q: &mut VecDeque<Vec<u8>>) {
+        if self.drop_every > 0 && k % self.drop_every == self.drop_every - 1 {
+            return;
+        }
+        if self.dup_every > 0 && k % self.dup_every == self.dup_every - 1 {
+            q.push_back(d.clone());
+        }
+        if self.swap_every > 0 && k % self.swap_every == self.swap_every - 1 && !q.is_empty() {
+            let last = q.pop_back().unwrap();
+            q.push_back(d);
+            q.push_back(last);
+            return;
+        }
+        q.push_back(d);
+    }
+}
+
+/// A gateway with the datagram behaviour of the real one (v2: cookie, MAC'd UTACKs).
+struct Gw {
+    version: Version,
+    cookie_round: bool,
+    hs: Option<Responder<'static>>,
+    session: Option<Session>,
+    /// Frames waiting to go out, stop-and-wait: the front one is in flight.
+    outq: VecDeque<(Vec<u8>, Option<[u8; 32]>)>,
+    net: VecDeque<Vec<u8>>,
+    up: Faults,
+    down: Faults,
+    up_count: usize,
+    down_count: usize,
+    received: Vec<Vec<u8>>,
+    msg: Vec<u8>,
+    echo: bool,
+    utacks_from_device: usize,
+    last_hs_type: u8,
+}
+
+impl Gw {
+    fn new(version: Version) -> Box<Self> {
+        Box::new(Self {
+            version,
+            cookie_round: version == Version::V2,
+            hs: Some(
+                Responder::new(version, PSK, &[0x55; 32], &[0x40; 32], b"0123456789abcdef")
+                    .unwrap(),
+            ),
+            session: None,
+            outq: VecDeque::new(),
+            net: VecDeque::new(),
+            up: Faults::default(),
+            down: Faults::default(),
+            up_count: 0,
+            down_count: 0,
+            received: vec![],
+            msg: vec![0; 4000],
+            echo: true,
+            utacks_from_device: 0,
+            last_hs_type: 0,
+        })
+    }
+
+    fn emit(&mut self, d: Vec<u8>) {
+        self.down_count += 1;
+        let k = self.down_count;
+        self.down.apply(k, d, &mut self.net);
+    }
+
+    /// Queue a frame for reliable delivery; `key` checks the device's UTACK MAC.
+    fn queue(&mut self, f: Vec<u8>, key: Option<[u8; 32]>) {
+        let idle = self.outq.is_empty();
+        self.outq.push_back((f.clone(), key));
+        if idle {
+            self.emit(f);
+        }
+    }
+
+    /// The retransmission timer fired: send the in-flight frame again.
+    fn retransmit(&mut self) {
+        if let Some((f, _)) = self.outq.front().cloned() {
+            self.emit(f);
+        }
+    }
+
+    fn ack(&mut self, ty: u8, seq: u32, key: Option<&[u8; 32]>) {
+        let mut a = [0u8; 15];
+        let n = datagram::utack(ty, seq, key, &mut a);
+        self.emit(a[..n].to_vec());
+    }
+
+    fn on_device_datagram(&mut self, d: Vec<u8>) {
+        self.up_count += 1;
+        let k = self.up_count;
+        let mut q = VecDeque::new();
+        self.up.apply(k, d, &mut q);
+        for d in q {
+            self.handle(d);
+        }
+    }
+
+    fn handle(&mut self, d: Vec<u8>) {
+        if datagram::is_utack(&d) {
+            self.utacks_from_device += 1;
+            if let Some((f, key)) = self.outq.front().cloned() {
+                let seq = u32::from_le_bytes(f[4..8].try_into().unwrap());
+                if datagram::utack_matches(&d, f[3], seq, key.as_ref()) {
+                    self.outq.pop_front();
+                    if let Some((next, _)) = self.outq.front().cloned() {
+                        self.emit(next);
+                    }
+                }
+            }
+            return;
+        }
+        let Ok((h, ty)) = frame::decode(&d, self.version) else {
+            return;
+        };
+        if !ty.is_encrypted() {
+            self.ack(h.ty, h.seq, None);
+            if h.ty <= self.last_hs_type {
+                return; // duplicate handshake frame
+            }
+            let p = frame::payload(&d, &h);
+            if ty == FrameType::Hello && self.cookie_round && p.len() == 38 {
+                let mut out = [0u8; MAX_FRAME];
+                let n = frame::encode(
+                    &mut out,
+                    self.version,
+                    FrameType::HelloRetry as u8,
+                    0,
+                    &COOKIE,
+                )
+                .unwrap();
+                self.emit(out[..n].to_vec()); // plain sendto, no retransmission
+                return;
+            }
+            if ty == FrameType::Hello && self.cookie_round {
+                assert_eq!(&p[38..], &COOKIE, "cookie not echoed");
+            }
+            self.last_hs_type = h.ty;
+            let mut out = [0u8; MAX_FRAME];
+            match self.hs.as_mut().map(|hs| hs.receive(&d, &mut out)) {
+                Some(Ok(ResponderStep::Send(n))) => self.queue(out[..n].to_vec(), None),
+                Some(Ok(ResponderStep::Established(n, mut s))) => {
+                    s.set_datagram(true);
+                    self.session = Some(s);
+                    self.hs = None;
+                    self.queue(out[..n].to_vec(), None);
+                }
+                other => panic!("gateway handshake: {other:?}"),
+            }
+            return;
+        }
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        let mut f = d.clone();
+        let Ok(o) = s.open(&mut f) else {
+            return; // unauthentic: never acknowledged
+        };
+        let rx_key = (self.version == Version::V2).then(|| *s.rx_key());
+        self.ack(h.ty, h.seq, rx_key.as_ref());
+        let s = self.session.as_mut().unwrap();
+        if o.freshness != Freshness::Fresh {
+            return;
+        }
+        s.begin_receive();
+        let pt = f[o.plaintext.clone()].to_vec();
+        let mut msg = std::mem::take(&mut self.msg);
+        let r = s.process(&o, &pt, &mut msg);
+        match r {
+            Ok(Rx::Message(n)) => {
+                self.received.push(msg[..n].to_vec());
+                if self.echo {
+                    let m = msg[..n].to_vec();
+                    self.send_message(&m);
+                }
+            }
+            Ok(Rx::Ping) => self.send_control(FrameType::Pong),
+            Ok(_) => {}
+            Err(usmp::Error::ClosedByPeer) => {}
+            Err(e) => panic!("gateway session: {e:?}"),
+        }
+        self.msg = msg;
+    }
+
+    fn tx_key(&self) -> Option<[u8; 32]> {
+        (self.version == Version::V2).then(|| *self.session.as_ref().unwrap().tx_key())
+    }
+
+    fn send_message(&mut self, m: &[u8]) {
+        let chunks: Vec<Vec<u8>> = if m.is_empty() {
+            vec![vec![]]
+        } else {
+            m.chunks(MAX_DATA).map(|c| c.to_vec()).collect()
+        };
+        for (i, c) in chunks.iter().enumerate() {
+            let key = self.tx_key();
+            let s = self.session.as_mut().unwrap();
+            let mut buf = [0u8; MAX_FRAME];
+            buf[PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + c.len()].copy_from_slice(c);
+            let ty = if i + 1 == chunks.len() {
+                FrameType::Data
+            } else {
+                FrameType::DataFrag
+            };
+            let n = s.seal(ty, &mut buf, c.len()).unwrap();
+            self.queue(buf[..n].to_vec(), key);
+        }
+    }
+
+    fn send_control(&mut self, ty: FrameType) {
+        let key = self.tx_key();
+        let mut buf = [0u8; MAX_FRAME];
+        let n = self
+            .session
+            .as_mut()
+            .unwrap()
+            .seal_control(ty, &mut buf)
+            .unwrap();
+        self.queue(buf[..n].to_vec(), key);
+    }
+}
+
+fn gw<'a>(t: *mut usmp_transport_t) -> &'a mut Gw {
+    unsafe { &mut *((*t).ctx as *mut Gw) }
+}
+
+unsafe extern "C" fn t_send(t: *mut usmp_transport_t, data: *const u8, len: usize) -> c_int {
+    let d = unsafe { std::slice::from_raw_parts(data, len) }.to_vec();
+    advance(1);
+    gw(t).on_device_datagram(d);
+    0
+}
+
+unsafe extern "C" fn t_recv_timeout(
+    t: *mut usmp_transport_t,
+    buf: *mut u8,
+    max: usize,
+    ms: u32,
+) -> c_int {
+    let g = gw(t);
+    match g.net.pop_front() {
+        Some(d) => {
+            assert!(d.len() <= max);
+            unsafe { std::ptr::copy_nonoverlapping(d.as_ptr(), buf, d.len()) };
+            advance(1);
+            d.len() as c_int
+        }
+        None => {
+            // Nothing on the wire: time passes, and the gateway's retransmission timer fires.
+            advance(ms.max(1));
+            g.retransmit();
+            0
+        }
+    }
+}
+
+unsafe extern "C" fn t_recv(t: *mut usmp_transport_t, buf: *mut u8, max: usize) -> c_int {
+    unsafe { t_recv_timeout(t, buf, max, 200) }
+}
+
+unsafe extern "C" fn t_available(t: *mut usmp_transport_t) -> c_int {
+    (!gw(t).net.is_empty()) as c_int
+}
+
+fn transport(g: &mut Gw) -> usmp_transport_t {
+    usmp_transport_t {
+        send: Some(t_send),
+        recv: Some(t_recv),
+        close: None,
+        reconnect: None,
+        available: Some(t_available),
+        destroy: None,
+        ctx: g as *mut Gw as *mut c_void,
+        flags: USMP_TRANSPORT_DATAGRAM,
+        recv_timeout: Some(t_recv_timeout),
+    }
+}
+
+fn ctx(v: Version) -> Box<usmp_t> {
+    let mut c: Box<usmp_t> = Box::new(unsafe { std::mem::zeroed() });
+    c.psk = PSK.as_ptr();
+    c.psk_len = PSK.len();
+    c.protocol_version = v as u8;
+    c
+}
+
+fn name(rc: c_int) -> String {
+    unsafe { CStr::from_ptr(usmp_err_name(rc)) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn stats(c: &usmp_t) -> usmp_stats_t {
+    let mut s = usmp_stats_t::default();
+    assert_eq!(unsafe { usmp_get_stats(c, &mut s) }, 0);
+    s
+}
+
+fn echo(c: &mut usmp_t, msg: &[u8]) -> Vec<u8> {
+    let rc = unsafe { usmp_send(c, msg.as_ptr(), msg.len() as u16) };
+    assert_eq!(rc, 0, "send: {}", name(rc));
+    let mut buf = vec![0u8; 1808];
+    for _ in 0..200 {
+        let n = unsafe { usmp_recv(c, buf.as_mut_ptr(), buf.len() as u16) };
+        assert!(n >= 0, "recv: {}", name(n));
+        if n > 0 {
+            return buf[..n as usize].to_vec();
+        }
+    }
+    panic!("no echo for {} bytes", msg.len());
+}
+
+fn pattern(n: usize, s: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8) ^ s).collect()
+}
+
+#[test]
+fn clean_network_both_versions_with_cookie_round() {
+    for v in [Version::V1, Version::V2] {
+        let mut g = Gw::new(v);
+        let mut t = transport(&mut g);
+        let mut c = ctx(v);
+        let rc = unsafe { usmp_connect(&mut *c, &mut t) };
+        assert_eq!(rc, 0, "{v:?}: {}", name(rc));
+        for len in [1, 452, 453, 1808] {
+            let m = pattern(len, len as u8);
+            assert_eq!(echo(&mut c, &m), m);
+        }
+        let st = stats(&c);
+        assert_eq!(
+            (st.retransmits, st.duplicates, st.rejected),
+            (0, 0, 0),
+            "{v:?}"
+        );
+        unsafe { usmp_close(&mut *c) };
+    }
+}
+
+#[test]
+fn lossy_duplicating_reordering_network_loses_nothing() {
+    for v in [Version::V1, Version::V2] {
+        for (up, down) in [
+            (
+                Faults {
+                    drop_every: 3,
+                    ..Default::default()
+                },
+                Faults::default(),
+            ),
+            (
+                Faults::default(),
+                Faults {
+                    drop_every: 4,
+                    ..Default::default()
+                },
+            ),
+            (
+                Faults {
+                    dup_every: 2,
+                    ..Default::default()
+                },
+                Faults {
+                    dup_every: 3,
+                    ..Default::default()
+                },
+            ),
+            (
+                Faults {
+                    drop_every: 5,
+                    dup_every: 3,
+                    ..Default::default()
+                },
+                Faults {
+                    drop_every: 6,
+                    dup_every: 4,
+                    swap_every: 5,
+                },
+            ),
+        ] {
+            let mut g = Gw::new(v);
+            g.up = up;
+            g.down = down;
+            let mut t = transport(&mut g);
+            let mut c = ctx(v);
+            let rc = unsafe { usmp_connect(&mut *c, &mut t) };
+            assert_eq!(rc, 0, "{v:?}: {}", name(rc));
+            let mut sent = vec![];
+            for k in 0..12 {
+                let m = pattern([0, 1, 452, 453, 1000, 1808][k % 6], k as u8);
+                let got = echo_or_empty(&mut c, &m);
+                assert_eq!(got, m, "{v:?} message {k}");
+                sent.push(m);
+            }
+            // every message arrived at the gateway exactly once, in order
+            assert_eq!(g.received, sent, "{v:?}");
+            let st = stats(&c);
+            eprintln!(
+                "{v:?} retransmits={} duplicates={} rejected={} bad_acks={}",
+                st.retransmits, st.duplicates, st.rejected, st.bad_acks
+            );
+            if up.drop_every > 0 || down.drop_every > 0 {
+                assert!(st.retransmits > 0);
+            }
+            if down.dup_every > 0 {
+                assert!(st.duplicates > 0);
+            }
+        }
+    }
+}
+
+/// Echo that also handles the empty message (usmp_recv returns 0 for it).
+fn echo_or_empty(c: &mut usmp_t, msg: &[u8]) -> Vec<u8> {
+    if !msg.is_empty() {
+        return echo(c, msg);
+    }
+    let rc = unsafe { usmp_send(c, msg.as_ptr(), 0) };
+    assert_eq!(rc, 0, "send: {}", name(rc));
+    let mut buf = [0u8; 16];
+    for _ in 0..20 {
+        let n = unsafe { usmp_recv(c, buf.as_mut_ptr(), 16) };
+        assert!(n >= 0, "recv: {}", name(n));
+    }
+    vec![]
+}
+
+#[test]
+fn forged_and_corrupted_datagrams_are_dropped_never_acknowledged() {
+    let v = Version::V2;
+    let mut g = Gw::new(v);
+    let mut t = transport(&mut g);
+    let mut c = ctx(v);
+    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    // The gateway's next frame, as an attacker would forge it: right header, wrong tag.
+    let mut buf = [0u8; MAX_FRAME];
+    let mut forger = Session::new(v, &[7; 32], &[7; 32], b"0123456789abcdef");
+    let n = forger.seal(FrameType::Data, &mut buf, 5).unwrap();
+    let acks_before = g.up_count;
+    g.net.push_back(buf[..n].to_vec());
+    g.net.push_back(b"garbage".to_vec());
+    let mut bad_crc = buf[..n].to_vec();
+    bad_crc[20] ^= 1;
+    g.net.push_back(bad_crc);
+    let mut out = [0u8; 64];
+    assert_eq!(unsafe { usmp_recv(&mut *c, out.as_mut_ptr(), 64) }, 0);
+    assert_eq!(
+        g.up_count, acks_before,
+        "device acknowledged an unauthentic frame"
+    );
+    assert!(stats(&c).rejected >= 3);
+    // the session is intact
+    assert_eq!(echo(&mut c, b"still here"), b"still here");
+    // a forged BYE is ignored, an authentic one closes
+    let n = forger.seal_control(FrameType::Bye, &mut buf).unwrap();
+    g.net.push_back(buf[..n].to_vec());
+    assert_eq!(unsafe { usmp_recv(&mut *c, out.as_mut_ptr(), 64) }, 0);
+    assert!(unsafe { usmp_is_connected(&*c) });
+    g.send_control(FrameType::Bye);
+    assert_eq!(
+        name(unsafe { usmp_recv(&mut *c, out.as_mut_ptr(), 64) }),
+        "USMP_ERR_CLOSED_BY_PEER"
+    );
+}
+
+#[test]
+fn acknowledgement_with_bad_mac_is_ignored_and_the_frame_retransmitted() {
+    let v = Version::V2;
+    let mut g = Gw::new(v);
+    let mut t = transport(&mut g);
+    let mut c = ctx(v);
+    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    g.echo = false;
+    // Pre-load a forged UTACK for the device's next DATA (seq 0): 7 bytes, no MAC.
+    g.net.push_back(vec![0xAC, 0xAC, 5, 0, 0, 0, 0]);
+    assert_eq!(unsafe { usmp_send(&mut *c, b"x".as_ptr(), 1) }, 0);
+    let st = stats(&c);
+    assert!(st.bad_acks >= 1, "forged UTACK not counted");
+    assert_eq!(g.received, vec![b"x".to_vec()]);
+}
+
+#[test]
+fn silent_network_times_out_with_a_named_code() {
+    let v = Version::V2;
+    let mut g = Gw::new(v);
+    let mut t = transport(&mut g);
+    let mut c = ctx(v);
+    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    g.up = Faults {
+        drop_every: 1,
+        ..Default::default()
+    };
+    c.retransmit_attempts = 3;
+    c.retransmit_timeout_ms = 500; // fixed: 500, 1000, 2000 ms
+    let t0 = usmp_port_millis();
+    assert_eq!(
+        name(unsafe { usmp_send(&mut *c, b"lost".as_ptr(), 4) }),
+        "USMP_ERR_TIMEOUT"
+    );
+    let waited = usmp_port_millis() - t0;
+    assert_eq!(stats(&c).retransmits, 2);
+    // 500 + 1000 + 2000 ms of backoff, give or take the per-call ticks
+    assert!((3500..3600).contains(&waited), "waited {waited} ms");
+    assert!(!unsafe { usmp_is_connected(&*c) });
+}
+
+#[test]
+fn adaptive_timeout_follows_the_measured_round_trip() {
+    let v = Version::V1;
+    let mut g = Gw::new(v);
+    let mut t = transport(&mut g);
+    let mut c = ctx(v);
+    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    assert_eq!(echo(&mut c, b"warm up"), b"warm up");
+    g.up = Faults {
+        drop_every: 1,
+        ..Default::default()
+    };
+    c.retransmit_attempts = 3;
+    let t0 = usmp_port_millis();
+    assert_eq!(
+        name(unsafe { usmp_send(&mut *c, b"lost".as_ptr(), 4) }),
+        "USMP_ERR_TIMEOUT"
+    );
+    let waited = usmp_port_millis() - t0;
+    // The simulated round trip is a few ms: the RTO sits at its floor (100 ms), not 500.
+    assert!((700..800).contains(&waited), "waited {waited} ms");
+}
+
+#[test]
+fn rekey_over_datagrams_both_ways() {
+    let v = Version::V2;
+    let mut g = Gw::new(v);
+    g.down = Faults {
+        drop_every: 5,
+        ..Default::default()
+    };
+    let mut t = transport(&mut g);
+    let mut c = ctx(v);
+    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    assert_eq!(echo(&mut c, b"before"), b"before");
+    assert_eq!(unsafe { usmp_rekey(&mut *c) }, 0);
+    assert_eq!(echo(&mut c, b"after device rekey"), b"after device rekey");
+    let key = g.tx_key();
+    let mut buf = [0u8; MAX_FRAME];
+    let n = g
+        .session
+        .as_mut()
+        .unwrap()
+        .start_rekey(&[9; 32], &mut buf)
+        .unwrap();
+    g.queue(buf[..n].to_vec(), key);
+    let mut out = [0u8; 64];
+    for _ in 0..5 {
+        assert!(unsafe { usmp_recv(&mut *c, out.as_mut_ptr(), 64) } >= 0);
+    }
+    assert_eq!(echo(&mut c, b"after gateway rekey"), b"after gateway rekey");
+}
+
+#[test]
+fn window_edges_through_the_session() {
+    let (mut dev, mut gwy) = common::pair(Version::V2);
+    dev.set_datagram(true);
+    let mut frames = vec![];
+    for _ in 0..80 {
+        let mut buf = [0u8; MAX_FRAME];
+        let n = gwy.seal(FrameType::Data, &mut buf, 1).unwrap();
+        frames.push(buf[..n].to_vec());
+    }
+    let mut out = [0u8; 8];
+    let mut deliver = |seq: usize| -> Option<Freshness> {
+        let mut f = frames[seq].clone();
+        let o = dev.open(&mut f).ok()?;
+        let fr = o.freshness;
+        if fr == Freshness::Fresh {
+            let pt = f[o.plaintext.clone()].to_vec();
+            assert_eq!(dev.process(&o, &pt, &mut out), Ok(Rx::Message(1)));
+        }
+        Some(fr)
+    };
+    assert_eq!(deliver(0), Some(Freshness::Fresh));
+    assert_eq!(deliver(0), Some(Freshness::Duplicate));
+    assert_eq!(deliver(70), Some(Freshness::Fresh));
+    assert_eq!(deliver(6), Some(Freshness::Duplicate)); // 70 - 64: too old
+    assert_eq!(deliver(7), Some(Freshness::Fresh)); // oldest still inside
+    assert_eq!(deliver(7), Some(Freshness::Duplicate));
+    assert_eq!(deliver(69), Some(Freshness::Fresh));
+    assert_eq!(
+        dev.window(),
+        Window {
+            high: 70,
+            bitmap: 0x8000_0000_0000_0003
+        }
+    );
+}
