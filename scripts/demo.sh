@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Demo: the C example examples/posix_echo against the REAL Python gateway (PyPI usmp 1.2.2,
+# wire v2) on 127.0.0.1. Sets up the v2 venv (scripts/setup-python.sh v2), builds the
+# example, starts tests/interop/gateway.py on a free port, runs the example, stops the
+# gateway, and exits with the example's status.
+#
+#   scripts/demo.sh [count]        (default 6 messages)
+#
+# Environment: USMP_VENV_V2 (default .venv-interop/v2), USMP_BUILD_DIR (default build),
+# USMP_DEMO_PSK (default usmp-dev-psk-change-me-before-prod).
+# SPDX-License-Identifier: Apache-2.0
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+count=${1:-6}
+venv=${USMP_VENV_V2:-$repo/.venv-interop/v2}
+build=${USMP_BUILD_DIR:-$repo/build}/demo-posix-echo
+psk=${USMP_DEMO_PSK:-usmp-dev-psk-change-me-before-prod}
+
+echo "demo: python environment"
+USMP_VENV_V2=$venv scripts/setup-python.sh v2
+
+echo "demo: building examples/posix_echo in $build"
+gen=()
+command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
+cmake -S examples/posix_echo -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" --target posix_echo
+exe="$build/posix_echo"
+[ -x "$exe" ] || { echo "demo: $exe was not built" >&2; exit 1; }
+
+run=$(mktemp -d "${TMPDIR:-/tmp}/usmp-demo.XXXXXX")
+gw_pid=""
+cleanup() {
+  if [ -n "$gw_pid" ] && kill -0 "$gw_pid" 2>/dev/null; then
+    kill -TERM "$gw_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$gw_pid" 2>/dev/null || true
+    wait "$gw_pid" 2>/dev/null || true
+  fi
+  rm -rf "$run"
+}
+trap cleanup EXIT
+
+"$venv/bin/python" tests/interop/gateway.py --port 0 --psk "$psk" \
+  --ready-file "$run/ready" --log "$run/gateway.jsonl" 2>"$run/gateway.stderr" >/dev/null &
+gw_pid=$!
+for _ in $(seq 200); do
+  [ -s "$run/ready" ] && break
+  kill -0 "$gw_pid" 2>/dev/null || break
+  sleep 0.05
+done
+if [ ! -s "$run/ready" ]; then
+  echo "demo: the gateway did not start:" >&2
+  tail -20 "$run/gateway.stderr" >&2 || true
+  exit 1
+fi
+read -r _ _ port rest <"$run/ready"
+echo "demo: gateway up: $(cat "$run/ready")"
+
+status=0
+timeout 120 "$exe" 127.0.0.1 "$port" "$psk" v2 "$count" || status=$?
+echo "demo: gateway saw: $(grep -c '"ev": "message"' "$run/gateway.jsonl" || true) messages," \
+     "close: $(grep -o '"reason": "[^"]*"' "$run/gateway.jsonl" | tail -1 || true)"
+echo "demo: posix_echo exited with $status"
+exit "$status"

@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Test gateway for the interop suite: the REAL PyPI `usmp` server on 127.0.0.1.
+
+Run it with the interpreter of a virtualenv that has `usmp` installed:
+usmp==1.2.2 speaks wire v2 (0x02), usmp==0.5.1 speaks wire v1 (0x01). Both
+package APIs are supported; nothing of the protocol is reimplemented here.
+Every session gets the same handler: each message is echoed back, except the
+commands below (ASCII messages starting with ``cmd:``), which the test client
+uses to make the gateway act on its own:
+
+    cmd:ping    the gateway sends a PING (session.ping()), then the message
+                "ping-sent". The device must answer the PING with a PONG.
+    cmd:stats   reply "msgs=N lens=a,b,... pings=P pongs=Q rekeys=R frames=F"
+                for this session: N messages received before this command
+                (commands included), the lengths of the non-command ones, and the
+                authenticated PING / PONG / REKEY frames the gateway has read.
+    cmd:rekey   v2: session.rekey() (gateway-initiated REKEY), then the message
+                "rekey-done" under the new keys. v1: reply "rekey-unsupported".
+    cmd:bye     session.bye(): BYE, then the gateway closes the connection.
+
+Output:
+  * stdout: one line ``READY tcp <port> usmp=<version> wire=0x0N`` once the
+    listening socket is bound (also written to --ready-file when given).
+  * --log FILE: JSON lines, one per event, flushed at once. Every line has
+    "t" (unix time), "ev" and, for session events, "sid" (1, 2, ... in order of
+    session start) and "session" (the session id hex). Events: listening,
+    session_open, frame (an authenticated frame: "type", "seq", "len"), message
+    ("len", "sha256", "cmd" when it is a command), ping_sent, rekey_sent,
+    bye_sent, reply, closed ("reason", "exc", "last_frame"), and lib (a record of
+    the package's own `usmp.*` loggers: "level", "logger", "msg").
+
+How frames are observed (the package has no event API for PING/PONG): the
+session's frame reader is wrapped (1.2.2: the method ``read_frame`` of this
+session's transport object; 0.5.1: the module function ``usmp._session.read_frame``
+that the session calls, dispatched by the session's stream reader). The wrapper
+only looks at the frames, it never changes them. A frame is logged as "frame"
+only once the package's ``recv()`` has accepted it, i.e. when ``recv()`` asks
+for the next frame or returns. On TCP the package checks the CRC, the AEAD tag
+and the exact sequence number of every session frame before it goes on, and any
+failure ends the session, so a logged frame was authentic and in order. Its "rx_t"
+is the time it was read (the line's "t" is the time it was accepted). A frame
+that made ``recv()`` raise is reported as "last_frame" of the "closed" event
+instead. To learn the bound port, ``asyncio.start_server`` (which both versions
+call to listen) is wrapped so the server object can be read.
+
+Stop it with SIGTERM/SIGINT (1.2.2 shuts down cleanly; 0.5.1 just exits) or
+SIGKILL (the reconnect test simulates a crash that way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+import weakref
+from typing import Any
+
+import usmp
+import usmp._session as usmp_session_mod
+from usmp import types as usmp_types
+
+WIRE = usmp_types.USMP_VERSION
+PT = usmp_types.PacketType
+
+
+class EventLog:
+    def __init__(self, path: str | None) -> None:
+        self._fh = open(path, "a", buffering=1, encoding="utf-8") if path else None
+
+    def write(self, ev: str, **fields: Any) -> None:
+        rec = {"t": round(time.time(), 4), "ev": ev, **fields}
+        line = json.dumps(rec, ensure_ascii=False)
+        if self._fh is not None:
+            self._fh.write(line + "\n")
+            self._fh.flush()
+        print(line, file=sys.stderr, flush=True)
+
+
+class LibLogHandler(logging.Handler):
+    """Forwards the package's own log records into the event log."""
+
+    def __init__(self, log: EventLog) -> None:
+        super().__init__(level=logging.DEBUG)
+        self._log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._log.write("lib", level=record.levelname, logger=record.name, msg=record.getMessage())
+        except Exception:  # noqa: BLE001 - logging must never break the gateway
+            pass
+
+
+def type_name(t: int) -> str:
+    try:
+        return PT(t).name
+    except ValueError:
+        return f"0x{t:02X}"
+
+
+class FrameObserver:
+    """Per-session bookkeeping of the frames the package's recv() accepted."""
+
+    def __init__(self, log: EventLog, sid: int, session_hex: str) -> None:
+        self.log = log
+        self.sid = sid
+        self.session_hex = session_hex
+        self.pending: Any = None
+        self.pending_t = 0.0
+        self.counts: dict[str, int] = {}
+        self.frames = 0
+
+    def on_read(self, frame: Any) -> None:
+        # recv() asked for another frame, so the previous one passed every check.
+        self.commit()
+        self.pending = frame
+        self.pending_t = time.time()
+
+    def commit(self) -> None:
+        f = self.pending
+        if f is None:
+            return
+        self.pending = None
+        self.pending_t_committed = self.pending_t
+        name = type_name(int(f.type))
+        self.counts[name] = self.counts.get(name, 0) + 1
+        self.frames += 1
+        self.log.write("frame", sid=self.sid, session=self.session_hex, type=name, seq=int(f.seq),
+                       len=int(f.length), rx_t=round(self.pending_t_committed, 4))
+
+    def last_frame(self) -> dict[str, Any] | None:
+        f = self.pending
+        if f is None:
+            return None
+        return {"type": type_name(int(f.type)), "seq": int(f.seq), "len": int(f.length)}
+
+
+# 0.5.1: USMPSession.recv() calls the module-level read_frame(reader).
+_observers_by_reader: "weakref.WeakKeyDictionary[Any, FrameObserver]" = weakref.WeakKeyDictionary()
+
+
+def _install_v1_reader_hook() -> None:
+    orig = usmp_session_mod.read_frame
+
+    async def observed_read_frame(reader: Any, *args: Any, **kwargs: Any) -> Any:
+        frame = await orig(reader, *args, **kwargs)
+        obs = _observers_by_reader.get(reader)
+        if obs is not None:
+            obs.on_read(frame)
+        return frame
+
+    usmp_session_mod.read_frame = observed_read_frame
+
+
+def attach_observer(session: Any, obs: FrameObserver) -> None:
+    transport = getattr(session, "_transport", None)
+    if transport is not None and hasattr(transport, "read_frame"):
+        orig = transport.read_frame
+
+        async def observed(*args: Any, **kwargs: Any) -> Any:
+            frame = await orig(*args, **kwargs)
+            obs.on_read(frame)
+            return frame
+
+        transport.read_frame = observed  # instance attribute: this session only
+    else:
+        _observers_by_reader[session._reader] = obs
+
+
+_bound_servers: list[Any] = []
+
+
+def _install_start_server_hook() -> None:
+    orig = asyncio.start_server
+
+    async def recording_start_server(*args: Any, **kwargs: Any) -> Any:
+        srv = await orig(*args, **kwargs)
+        _bound_servers.append(srv)
+        return srv
+
+    asyncio.start_server = recording_start_server  # type: ignore[assignment]
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any free port)")
+    k = ap.add_mutually_exclusive_group()
+    k.add_argument("--psk", help="PSK as text (UTF-8)")
+    k.add_argument("--psk-hex", help="PSK as hex")
+    ap.add_argument("--session-timeout", type=float, default=60.0)
+    ap.add_argument("--handshake-timeout", type=float, default=10.0)
+    ap.add_argument("--ready-file")
+    ap.add_argument("--log", help="JSON-lines event log")
+    ap.add_argument("--lib-log-level", default="INFO", help="level of usmp.* records copied to the log")
+    return ap.parse_args()
+
+
+async def run(args: argparse.Namespace, log: EventLog) -> int:
+    psk = bytes.fromhex(args.psk_hex) if args.psk_hex else (args.psk or "usmp-dev-psk-change-me-before-prod").encode()
+    server = usmp.USMPServer(host="127.0.0.1", port=args.port, psk=psk,
+                             handshake_timeout=args.handshake_timeout,
+                             session_timeout=args.session_timeout, protocol="tcp")
+    counter = {"n": 0}
+
+    @server.on_session
+    async def handler(session: Any) -> None:
+        counter["n"] += 1
+        sid = counter["n"]
+        shex = session.session_id
+        obs = FrameObserver(log, sid, shex)
+        attach_observer(session, obs)
+        log.write("session_open", sid=sid, session=shex, device=session.device_id)
+        msgs = 0
+        lens: list[int] = []
+        rekeys_sent = 0
+
+        async def reply(data: bytes) -> None:
+            await session.send(data)
+            log.write("reply", sid=sid, len=len(data), text=data[:64].decode("latin-1"))
+
+        try:
+            while True:
+                data = await session.recv()
+                obs.commit()
+                msgs += 1
+                is_cmd = data.startswith(b"cmd:")
+                log.write("message", sid=sid, len=len(data), sha256=hashlib.sha256(data).hexdigest()[:16],
+                          cmd=data.decode("latin-1") if is_cmd else None)
+                if not is_cmd:
+                    lens.append(len(data))
+                    await session.send(data)
+                    continue
+                cmd = data[4:].decode("latin-1")
+                if cmd == "ping":
+                    await session.ping()
+                    log.write("ping_sent", sid=sid)
+                    await reply(b"ping-sent")
+                elif cmd == "stats":
+                    text = (f"msgs={msgs - 1} lens={','.join(map(str, lens))} "
+                            f"pings={obs.counts.get('PING', 0)} pongs={obs.counts.get('PONG', 0)} "
+                            f"rekeys={obs.counts.get('REKEY', 0)} rekeys_sent={rekeys_sent} frames={obs.frames}")
+                    await reply(text.encode())
+                elif cmd == "rekey":
+                    if hasattr(session, "rekey"):
+                        await session.rekey()
+                        rekeys_sent += 1
+                        log.write("rekey_sent", sid=sid)
+                        await reply(b"rekey-done")
+                    else:
+                        await reply(b"rekey-unsupported")
+                elif cmd == "bye":
+                    log.write("bye_sent", sid=sid)
+                    await session.bye()
+                    log.write("closed", sid=sid, reason="gateway sent BYE", exc=None, last_frame=None)
+                    return
+                else:
+                    await reply(b"unknown-command")
+        except asyncio.CancelledError:
+            log.write("closed", sid=sid, reason="gateway shutting down", exc="CancelledError",
+                      last_frame=obs.last_frame())
+            raise
+        except BaseException as e:  # noqa: BLE001 - record why the session ended, then let the server log it
+            log.write("closed", sid=sid, reason=str(e) or type(e).__name__, exc=type(e).__name__,
+                      last_frame=obs.last_frame())
+            raise
+
+    serve_task = asyncio.ensure_future(server.serve())
+    deadline = time.monotonic() + 10.0
+    while not _bound_servers:
+        if serve_task.done():
+            serve_task.result()  # raises, e.g. address in use
+            return 2
+        if time.monotonic() > deadline:
+            print("gateway: listener did not start", file=sys.stderr)
+            return 2
+        await asyncio.sleep(0.01)
+    port = _bound_servers[0].sockets[0].getsockname()[1]
+    line = f"READY tcp {port} usmp={usmp.__version__} wire=0x{WIRE:02X}"
+    log.write("listening", port=port, usmp=usmp.__version__, wire=WIRE, pid=os.getpid())
+    if args.ready_file:
+        tmp = args.ready_file + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+        os.replace(tmp, args.ready_file)
+    print(line, flush=True)
+    try:
+        await serve_task
+    except asyncio.CancelledError:
+        pass
+    log.write("stopped")
+    return 0
+
+
+def main() -> int:
+    args = parse_args()
+    log = EventLog(args.log)
+    lib_logger = logging.getLogger("usmp")
+    lib_logger.setLevel(getattr(logging, args.lib_log_level.upper(), logging.INFO))
+    lib_logger.addHandler(LibLogHandler(log))
+    if hasattr(usmp_session_mod, "read_frame") and not hasattr(usmp_session_mod.USMPSession, "_send_encrypted_locked"):
+        _install_v1_reader_hook()
+    _install_start_server_hook()
+    try:
+        return asyncio.run(run(args, log))
+    except KeyboardInterrupt:
+        return 0
+    except OSError as e:
+        print(f"gateway: {e}", file=sys.stderr, flush=True)
+        log.write("error", msg=str(e))
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,562 @@
+"""Interop proof: the usmp C API against the REAL Python gateway (PyPI `usmp`) on 127.0.0.1.
+
+Matrix:
+  v1 = usmp==0.5.1 (wire 0x01) in the venv $USMP_VENV_V1 (default .venv-interop/v1, Python 3.12)
+  v2 = usmp==1.2.2 (wire 0x02) in the venv $USMP_VENV_V2 (default .venv-interop/v2, Python 3.11)
+Missing venvs are created by scripts/setup-python.sh. The C client (interop_client.c) is
+built once with CMake + Ninja into $USMP_INTEROP_BUILD (default $USMP_BUILD_DIR/interop,
+or build/interop).
+
+Every subprocess is bounded by a timeout; gateways are killed by their own PID. Positive
+scenarios share one gateway process per version; the negative ones (wrong PSK, version
+mismatch) and reconnect (which kills its gateway) get their own, because failed handshakes
+lock 127.0.0.1 out of a gateway process (PROTOCOL.md section 13).
+
+Run:  scripts/setup-python.sh && .venv-interop/v2/bin/python -m pytest tests/interop -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+GATEWAY = HERE / "gateway.py"
+BUILD_DIR = Path(os.environ.get("USMP_INTEROP_BUILD")
+                 or str(Path(os.environ.get("USMP_BUILD_DIR") or REPO / "build") / "interop"))
+PSK = "usmp-interop-psk-0123456789abcdef"
+WRONG_PSK = "usmp-interop-WRONG-psk-987654321"
+
+CLIENT_TIMEOUT_S = 40.0      # one scenario run (each is ~1-3 s when healthy)
+GATEWAY_READY_TIMEOUT_S = 20.0
+BUILD_TIMEOUT_S = 1200.0     # first build compiles the Rust core
+SETUP_TIMEOUT_S = 900.0
+
+VERSIONS: dict[str, dict[str, Any]] = {
+    "v1": {"env": "USMP_VENV_V1", "default": REPO / ".venv-interop" / "v1", "usmp": "0.5.1", "wire": 1},
+    "v2": {"env": "USMP_VENV_V2", "default": REPO / ".venv-interop" / "v2", "usmp": "1.2.2", "wire": 2},
+}
+
+RESULTS: list[dict[str, Any]] = []
+
+
+# --------------------------------------------------------------------------- environment
+
+def venv_path(ver: str) -> Path:
+    spec = VERSIONS[ver]
+    return Path(os.environ.get(spec["env"], str(spec["default"])))
+
+
+def venv_python(ver: str) -> Path:
+    return venv_path(ver) / "bin" / "python"
+
+
+def venv_usmp_version(ver: str) -> str | None:
+    py = venv_python(ver)
+    if not py.exists():
+        return None
+    try:
+        out = subprocess.run([str(py), "-c", "import usmp; print(usmp.__version__)"],
+                             capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+@pytest.fixture(scope="session")
+def venvs() -> dict[str, Path]:
+    wrong = [v for v in VERSIONS if venv_usmp_version(v) != VERSIONS[v]["usmp"]]
+    if wrong:
+        script = REPO / "scripts" / "setup-python.sh"
+        env = dict(os.environ)
+        env.setdefault("USMP_VENV_V1", str(venv_path("v1")))
+        env.setdefault("USMP_VENV_V2", str(venv_path("v2")))
+        try:
+            proc = subprocess.run(["bash", str(script)], cwd=REPO, env=env, capture_output=True,
+                                  text=True, timeout=SETUP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{script} did not finish within {SETUP_TIMEOUT_S:.0f} s")
+        if proc.returncode != 0:
+            pytest.fail(f"{script} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    for v in VERSIONS:
+        got = venv_usmp_version(v)
+        if got != VERSIONS[v]["usmp"]:
+            pytest.fail(f"venv {venv_path(v)} has usmp {got!r}, expected {VERSIONS[v]['usmp']}")
+    return {v: venv_python(v) for v in VERSIONS}
+
+
+@pytest.fixture(scope="session")
+def client_bin() -> Path:
+    if shutil.which("cmake") is None:
+        pytest.fail("cmake not found")
+    gen = ["-G", "Ninja"] if shutil.which("ninja") else []
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    log = BUILD_DIR / "build-output.log"
+    steps = [["cmake", "-S", str(HERE), "-B", str(BUILD_DIR), *gen, "-DCMAKE_BUILD_TYPE=Release"],
+             ["cmake", "--build", str(BUILD_DIR), "--target", "interop_client"]]
+    deadline = time.monotonic() + BUILD_TIMEOUT_S
+    with open(log, "w") as fh:
+        for cmd in steps:
+            fh.write("$ " + " ".join(cmd) + "\n")
+            fh.flush()
+            try:
+                proc = subprocess.run(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT,
+                                      timeout=max(10.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"build step timed out: {' '.join(cmd)} (log: {log})")
+            if proc.returncode != 0:
+                pytest.fail(f"build step failed: {' '.join(cmd)}\n{log.read_text()[-6000:]}")
+    exe = BUILD_DIR / "interop_client"
+    if not exe.exists():
+        pytest.fail(f"{exe} was not produced")
+    return exe
+
+
+# --------------------------------------------------------------------------- gateway
+
+@dataclass
+class Gateway:
+    ver: str
+    python: Path
+    workdir: Path
+    psk: str = PSK
+    port: int = 0
+    proc: subprocess.Popen | None = None
+    generation: int = 0
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"gateway-{self.ver}-{self.generation}.jsonl"
+
+    def start(self, port: int | None = None) -> "Gateway":
+        """Starts the gateway (on `port`, or a free port chosen by the OS), waits for READY."""
+        self.generation += 1
+        ready = self.workdir / f"ready-{self.ver}-{self.generation}"
+        stderr = open(self.workdir / f"gateway-{self.ver}-{self.generation}.stderr", "w")
+        self.logs.append(self.log_path)
+        want_port = self.port if port is None else port
+        deadline = time.monotonic() + GATEWAY_READY_TIMEOUT_S
+        while True:  # a restart on the same port may briefly find it busy
+            self.proc = subprocess.Popen(
+                [str(self.python), str(GATEWAY), "--port", str(want_port), "--psk", self.psk,
+                 "--log", str(self.log_path), "--ready-file", str(ready)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, cwd=self.workdir)
+            while not ready.exists():
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+            if ready.exists():
+                break
+            rc = self.proc.poll()
+            self.kill()
+            if rc is None or time.monotonic() > deadline or want_port == 0:
+                pytest.fail(f"gateway {self.ver} did not become ready (exit {rc}):\n"
+                            f"{(self.workdir / f'gateway-{self.ver}-{self.generation}.stderr').read_text()[-3000:]}")
+            time.sleep(0.2)
+        line = ready.read_text().split()
+        assert line[0] == "READY" and line[1] == "tcp", line
+        self.port = int(line[2])
+        assert f"wire=0x0{VERSIONS[self.ver]['wire']}" in line, line
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL (a crash, as far as the device can tell)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def events(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for p in self.logs:
+            if p.exists():
+                for ln in p.read_text().splitlines():
+                    try:
+                        out.append(json.loads(ln))
+                    except json.JSONDecodeError:
+                        pass
+        return out
+
+    def tail(self, n: int = 40) -> str:
+        lines: list[str] = []
+        for p in self.logs:
+            if p.exists():
+                lines += p.read_text().splitlines()
+        return "\n".join(lines[-n:])
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, what: str, gw: Gateway) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}; gateway log tail:\n{gw.tail()}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    base = BUILD_DIR / "runs"
+    base.mkdir(parents=True, exist_ok=True)
+    for stale in sorted(base.glob("run-*"), key=lambda p: p.stat().st_mtime)[:-4]:
+        shutil.rmtree(stale, ignore_errors=True)  # keep the logs of the last few runs
+    d = Path(tempfile.mkdtemp(prefix="run-", dir=base))
+    yield d
+
+
+@pytest.fixture(scope="module")
+def shared_gateways(venvs: dict[str, Path], workdir: Path) -> Iterator[dict[str, Gateway]]:
+    gws: dict[str, Gateway] = {}
+    try:
+        for v in VERSIONS:
+            wd = workdir / f"shared-{v}"
+            wd.mkdir(exist_ok=True)
+            gws[v] = Gateway(v, venvs[v], wd).start()
+        yield gws
+    finally:
+        for gw in gws.values():
+            gw.stop()
+
+
+@pytest.fixture
+def own_gateway(venvs: dict[str, Path], workdir: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], Gateway]]:
+    started: list[Gateway] = []
+
+    def make(ver: str) -> Gateway:
+        wd = workdir / f"{request.node.name}".replace("/", "_").replace("[", "-").replace("]", "")
+        wd.mkdir(exist_ok=True)
+        gw = Gateway(ver, venvs[ver], wd).start()
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop()
+
+
+# --------------------------------------------------------------------------- client
+
+def client_cmd(exe: Path, gw: Gateway, scenario: str, version: int, psk: str = PSK) -> list[str]:
+    return [str(exe), "--host", "127.0.0.1", "--port", str(gw.port), "--psk", psk,
+            "--proto-version", str(version), "--scenario", scenario]
+
+
+def record(name: str, ver: str, outcome: str, seconds: float, detail: str = "") -> None:
+    RESULTS.append({"scenario": name, "version": ver, "outcome": outcome, "seconds": round(seconds, 2),
+                    "detail": detail})
+
+
+def describe_exit(rc: int) -> str:
+    if rc < 0:
+        sig = signal.Signals(-rc).name
+        hint = " (SIGPIPE: a write to a closed socket killed the process)" if sig == "SIGPIPE" else ""
+        return f"killed by {sig}{hint}"
+    return f"exit {rc}"
+
+
+def run_client(exe: Path, gw: Gateway, scenario: str, version: int, psk: str = PSK) -> tuple[str, float]:
+    cmd = client_cmd(exe, gw, scenario, version, psk)
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        record(scenario, gw.ver, "HANG", time.monotonic() - t0)
+        pytest.fail(f"client hung (> {CLIENT_TIMEOUT_S} s) in {scenario}:\n{out}\n--- gateway log:\n{gw.tail()}")
+    dt = time.monotonic() - t0
+    out = proc.stdout + ("\n[stderr]\n" + proc.stderr if proc.stderr.strip() else "")
+    (gw.workdir / f"client-{scenario}-wire{version}.txt").write_text(out)
+    if proc.returncode != 0:
+        record(scenario, gw.ver, "FAIL", dt, describe_exit(proc.returncode))
+        pytest.fail(f"{scenario} (device wire v{version} vs gateway usmp {VERSIONS[gw.ver]['usmp']}) "
+                    f"failed: {describe_exit(proc.returncode)}\n--- client:\n{out}\n--- gateway log:\n{gw.tail()}")
+    return out, dt
+
+
+def result_line(out: str, key: str) -> str:
+    for ln in out.splitlines():
+        if ln.startswith(key + " "):
+            return ln[len(key) + 1:]
+    return ""
+
+
+def sessions_since(gw: Gateway, mark: int) -> list[int]:
+    return [e["sid"] for e in gw.events()[mark:] if e["ev"] == "session_open"]
+
+
+def closed_event(gw: Gateway, sid: int, mark: int) -> dict[str, Any] | None:
+    for e in gw.events()[mark:]:
+        if e["ev"] == "closed" and e.get("sid") == sid:
+            return e
+    return None
+
+
+def assert_closed_by_device_bye(gw: Gateway, sid: int, mark: int) -> dict[str, Any]:
+    ev = wait_for(lambda: closed_event(gw, sid, mark), 5.0, f"session {sid} to close", gw)
+    assert ev["exc"] == "ConnectionClosedError" and ev["reason"] == "Remote sent BYE", (
+        f"session {sid} ended with {ev}, expected the device's BYE\n{gw.tail()}")
+    assert ev["last_frame"] and ev["last_frame"]["type"] == "BYE", ev
+    return ev
+
+
+# --------------------------------------------------------------------------- tests
+
+MATRIX = [("v1", 1), ("v2", 2)]
+
+
+def _positive(client_bin: Path, gw: Gateway, scenario: str, version: int) -> tuple[str, list[int], int]:
+    mark = len(gw.events())
+    out, dt = run_client(client_bin, gw, scenario, version)
+    sids = sessions_since(gw, mark)
+    assert sids, f"no session was opened at the gateway\n{gw.tail()}"
+    # Every scenario ends with usmp_close: the gateway must see a proper BYE on the last session.
+    assert_closed_by_device_bye(gw, sids[-1], mark)
+    record(scenario, gw.ver, "PASS", dt)
+    return out, sids, mark
+
+
+@pytest.mark.parametrize("ver,wire", MATRIX, ids=["v1", "v2"])
+def test_echo(client_bin: Path, shared_gateways: dict[str, Gateway], ver: str, wire: int) -> None:
+    gw = shared_gateways[ver]
+    out, sids, mark = _positive(client_bin, gw, "echo", wire)
+    lens = [e["len"] for e in gw.events()[mark:] if e["ev"] == "message" and e["sid"] == sids[0] and not e["cmd"]]
+    assert lens[:2] == [0, 12], f"the gateway did not log the empty message first: {lens}"
+    assert lens == [0, 12, 1, 452, 453, 1000, 1808, 1808, 7, 904], lens
+    frames = [e for e in gw.events()[mark:] if e["ev"] == "frame" and e["sid"] == sids[0]]
+    frag = [f["type"] for f in frames if f["type"] in ("DATA", "DATA_FRAG")]
+    # 0,12,1,452 -> 1 frame each; 453 -> 2; 1000 -> 3; 1808 -> 4 (x2); 7 -> 1; 904 -> 2
+    assert frag.count("DATA_FRAG") == 1 + 2 + 3 + 3 + 1, frag
+    assert [f["seq"] for f in frames] == list(range(len(frames))), "gateway saw a gap in device seqs"
+
+
+@pytest.mark.parametrize("ver,wire", MATRIX, ids=["v1", "v2"])
+def test_too_big(client_bin: Path, shared_gateways: dict[str, Gateway], ver: str, wire: int) -> None:
+    gw = shared_gateways[ver]
+    out, sids, mark = _positive(client_bin, gw, "too_big", wire)
+    msgs = [e for e in gw.events()[mark:] if e["ev"] == "message" and e["sid"] == sids[0]]
+    assert msgs[0]["cmd"] == "cmd:stats", f"the gateway received something before cmd:stats: {msgs[0]}"
+    assert 1809 not in [m["len"] for m in msgs]
+
+
+@pytest.mark.parametrize("ver,wire", MATRIX, ids=["v1", "v2"])
+def test_keepalive(client_bin: Path, shared_gateways: dict[str, Gateway], ver: str, wire: int) -> None:
+    gw = shared_gateways[ver]
+    out, sids, mark = _positive(client_bin, gw, "keepalive", wire)
+    pings = [e for e in gw.events()[mark:] if e["ev"] == "frame" and e["sid"] == sids[0] and e["type"] == "PING"]
+    assert len(pings) >= 2, f"gateway logged {len(pings)} PINGs\n{gw.tail()}"
+    gaps = [round(b["rx_t"] - a["rx_t"], 3) for a, b in zip(pings, pings[1:])]
+    assert all(g >= 0.15 for g in gaps), f"PINGs closer than keepalive_ms=200: {gaps}"
+    RESULTS[-1]["detail"] = f"{len(pings)} PINGs, gaps {gaps}"
+
+
+@pytest.mark.parametrize("ver,wire", MATRIX, ids=["v1", "v2"])
+def test_gw_ping(client_bin: Path, shared_gateways: dict[str, Gateway], ver: str, wire: int) -> None:
+    gw = shared_gateways[ver]
+    out, sids, mark = _positive(client_bin, gw, "gw_ping", wire)
+    evs = [e for e in gw.events()[mark:] if e.get("sid") == sids[0]]
+    sent = [i for i, e in enumerate(evs) if e["ev"] == "ping_sent"]
+    pongs = [i for i, e in enumerate(evs) if e["ev"] == "frame" and e["type"] == "PONG"]
+    assert len(sent) == 2 and len(pongs) == 2 and all(p > s for s, p in zip(sent, pongs)), evs
+
+
+@pytest.mark.parametrize("ver,wire", MATRIX, ids=["v1", "v2"])
+def test_rekey_device(client_bin: Path, shared_gateways: dict[str, Gateway], ver: str, wire: int) -> None:
+    gw = shared_gateways[ver]
+    out, sids, mark = _positive(client_bin, gw, "rekey_device", wire)
+    rekeys = [e for e in gw.events()[mark:] if e["ev"] == "frame" and e["sid"] == sids[0] and e["type"] == "REKEY"]
+    assert len(rekeys) == (2 if wire == 2 else 0), rekeys
+    if wire == 2:
+        # After a REKEY both directions restart at seq 0.
+        frames = [e for e in gw.events()[mark:] if e["ev"] == "frame" and e["sid"] == sids[0]]
+        idx = [i for i, f in enumerate(frames) if f["type"] == "REKEY"]
+        assert all(frames[i + 1]["seq"] == 0 for i in idx), frames
+        RESULTS[-1]["detail"] = "2 device REKEYs accepted"
+    else:
+        RESULTS[-1]["detail"] = "USMP_ERR_UNSUPPORTED, nothing sent"
+
+
+def test_rekey_gateway(client_bin: Path, shared_gateways: dict[str, Gateway]) -> None:
+    gw = shared_gateways["v2"]
+    out, sids, mark = _positive(client_bin, gw, "rekey_gateway", 2)
+    sent = [e for e in gw.events()[mark:] if e["ev"] == "rekey_sent" and e["sid"] == sids[0]]
+    assert len(sent) == 2
+
+
+@pytest.mark.parametrize("ver,wire", MATRIX, ids=["v1", "v2"])
+def test_bye_device(client_bin: Path, shared_gateways: dict[str, Gateway], ver: str, wire: int) -> None:
+    gw = shared_gateways[ver]
+    out, sids, mark = _positive(client_bin, gw, "bye_device", wire)
+    assert len(sids) == 1
+
+
+@pytest.mark.parametrize("ver,wire", MATRIX, ids=["v1", "v2"])
+def test_bye_gateway(client_bin: Path, shared_gateways: dict[str, Gateway], ver: str, wire: int) -> None:
+    gw = shared_gateways[ver]
+    out, sids, mark = _positive(client_bin, gw, "bye_gateway", wire)
+    assert len(sids) == 2, f"expected the BYE'd session and the reconnected one: {sids}"
+    ev = closed_event(gw, sids[0], mark)
+    assert ev and ev["reason"] == "gateway sent BYE", ev
+    RESULTS[-1]["detail"] = "usmp_recv -> " + result_line(out, "BYE_RESULT")
+
+
+@pytest.mark.parametrize("ver,wire", MATRIX, ids=["v1", "v2"])
+def test_wrong_psk(client_bin: Path, own_gateway: Callable[[str], Gateway], ver: str, wire: int) -> None:
+    gw = own_gateway(ver)
+    out, dt = run_client(client_bin, gw, "wrong_psk", wire, psk=WRONG_PSK)
+    res = result_line(out, "CONNECT_RESULT")
+    assert res.startswith("USMP_ERR_AUTH_FAILED"), out
+    evs = gw.events()
+    assert not [e for e in evs if e["ev"] == "session_open"], "a session was opened with the wrong PSK"
+    wait_for(lambda: [e for e in gw.events() if e["ev"] == "lib" and "hmac" in e["msg"].lower()], 5.0,
+             "the gateway to log the HMAC failure", gw)
+    record("wrong_psk", ver, "PASS", dt, res)
+
+
+@pytest.mark.parametrize("dev_wire,gw_ver", [(1, "v2"), (2, "v1")], ids=["v1dev-v2gw", "v2dev-v1gw"])
+def test_version_mismatch(client_bin: Path, own_gateway: Callable[[str], Gateway], dev_wire: int, gw_ver: str) -> None:
+    gw = own_gateway(gw_ver)
+    out, dt = run_client(client_bin, gw, "version_mismatch", dev_wire)
+    res = result_line(out, "CONNECT_RESULT")
+    assert res.startswith("USMP_ERR_REJECTED"), out
+    assert not [e for e in gw.events() if e["ev"] == "session_open"]
+    wait_for(lambda: [e for e in gw.events() if e["ev"] == "lib" and "version" in e["msg"].lower()], 5.0,
+             "the gateway to log the version error", gw)
+    record(f"v{dev_wire}_device_vs_{gw_ver}_gateway", gw_ver, "PASS", dt, res)
+
+
+class LineReader:
+    """Reads a child's stdout on a thread so every wait can have a timeout."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._q: "queue.Queue[str | None]" = queue.Queue()
+        self._t = threading.Thread(target=self._run, args=(proc,), daemon=True)
+        self._t.start()
+
+    def _run(self, proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None
+        for ln in proc.stdout:
+            self._q.put(ln.rstrip("\n"))
+        self._q.put(None)
+
+    def wait_line(self, want: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                ln = self._q.get(timeout=left)
+            except queue.Empty:
+                return False
+            if ln is None:
+                return False
+            self.lines.append(ln)
+            if ln == want:
+                return True
+
+    def drain(self, timeout: float) -> None:
+        self._t.join(timeout)
+        while True:
+            try:
+                ln = self._q.get_nowait()
+            except queue.Empty:
+                return
+            if ln is not None:
+                self.lines.append(ln)
+
+
+@pytest.mark.parametrize("ver,wire", MATRIX, ids=["v1", "v2"])
+def test_reconnect(client_bin: Path, own_gateway: Callable[[str], Gateway], ver: str, wire: int) -> None:
+    gw = own_gateway(ver)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(client_cmd(client_bin, gw, "reconnect", wire), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    reader = LineReader(proc)
+    assert proc.stdin is not None
+
+    def abort(msg: str) -> None:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        reader.drain(5)
+        record("reconnect", ver, "FAIL", time.monotonic() - t0, msg)
+        pytest.fail(f"{msg} ({describe_exit(proc.returncode)})\n--- client:\n" + "\n".join(reader.lines)
+                    + f"\n--- gateway log:\n{gw.tail()}")
+
+    try:
+        if not reader.wait_line("SYNC kill-gateway", 20):
+            abort("client never asked to kill the gateway")
+        first_gen_sessions = sessions_since(gw, 0)
+        gw.kill()
+        proc.stdin.write("killed\n")
+        proc.stdin.flush()
+        if not reader.wait_line("SYNC restart-gateway", 20):
+            abort("client did not detect the dead gateway / failed reconnect in time")
+        port = gw.port
+        gw.start(port=port)
+        assert gw.port == port
+        mark = len(gw.events())
+        proc.stdin.write("restarted\n")
+        proc.stdin.flush()
+        try:
+            proc.wait(timeout=CLIENT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            abort(f"client hung after the restart (> {CLIENT_TIMEOUT_S} s)")
+        reader.drain(5)
+        if proc.returncode != 0:
+            abort("reconnect scenario failed")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    out = "\n".join(reader.lines)
+    (gw.workdir / f"client-reconnect-wire{wire}.txt").write_text(out + "\n")
+    assert first_gen_sessions, "no session before the kill"
+    sids = sessions_since(gw, mark)
+    assert len(sids) == 1, sids
+    assert_closed_by_device_bye(gw, sids[0], mark)
+    record("reconnect", ver, "PASS", time.monotonic() - t0, "dead link -> " + result_line(out, "DEAD_RESULT"))
+
+
+def pytest_sessionfinish_summary() -> str:
+    rows = [f"{r['scenario']:<28} {r['version']:<3} {r['outcome']:<5} {r['seconds']:>6.2f}s  {r['detail']}"
+            for r in RESULTS]
+    return "\n".join(rows)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _summary() -> Iterator[None]:
+    yield
+    if RESULTS:
+        text = pytest_sessionfinish_summary()
+        BUILD_DIR.mkdir(parents=True, exist_ok=True)
+        (BUILD_DIR / "interop-results.txt").write_text(text + "\n")
+        (BUILD_DIR / "interop-results.json").write_text(json.dumps(RESULTS, indent=1) + "\n")
+        sys.stderr.write("\ninterop results (also in " + str(BUILD_DIR / "interop-results.txt") + "):\n"
+                         + text + "\n")
