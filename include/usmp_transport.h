@@ -1,6 +1,6 @@
 /*
  * USMP transports shipped with the library (C glue in component/, BSD sockets: POSIX hosts
- * and lwIP on ESP-IDF). The transport type itself, usmp_transport_t, is in usmp.h.
+ * and lwIP on ESP-IDF): TCP and UDP. The transport type itself, usmp_transport_t, is in usmp.h.
  * SPDX-License-Identifier: Apache-2.0
  */
 #ifndef USMP_TRANSPORT_H
@@ -20,7 +20,7 @@ extern "C" {
 #define USMP_TRANSPORT_RECV_TIMEOUT_MS 1000
 #endif
 
-/** Once a frame has started arriving (or a send is under way), the socket transports give
+/** TCP: once a frame has started arriving (or a send is under way), the transport gives
  *  up with -1 when no byte moves for this long (ms). */
 #ifndef USMP_TRANSPORT_STALL_MS
 #define USMP_TRANSPORT_STALL_MS 2000
@@ -29,7 +29,8 @@ extern "C" {
 /** Longest host name or address literal the socket transports keep (bytes, with NUL). */
 #define USMP_TRANSPORT_HOST_MAX 64
 
-/** Caller-provided storage for the socket transports (the zero-heap *_static variants). */
+/** Caller-provided storage for the socket transports (the zero-heap *_static variants),
+ *  TCP and UDP alike. */
 typedef struct usmp_socket_ctx_t {
   int sock;                                /**< socket descriptor, -1 when closed */
   char host[USMP_TRANSPORT_HOST_MAX];      /**< host name or IPv4/IPv6 literal */
@@ -59,7 +60,44 @@ int usmp_transport_tcp_init(usmp_transport_t *t, const char *host, int port);
 int usmp_transport_tcp_init_static(usmp_transport_t *t, usmp_socket_ctx_t *ctx,
                                    const char *host, int port);
 
-/** Sets the idle receive timeout (ms, > 0) of a socket transport. Returns 0 or -1. */
+/**
+ * UDP transport to host:port (IPv4/IPv6 literal or host name, at most 63 characters): a
+ * connect()ed datagram socket, one frame per datagram. Same signature as the original.
+ * Allocates its context, creates and connects the socket at once (nothing is sent: the
+ * first resolved address is used, so pass a literal when a name has several families),
+ * and fills in every member of *t, including flags = USMP_TRANSPORT_DATAGRAM and
+ * recv_timeout. Returns 0, or -1 with nothing allocated and *t zeroed.
+ *
+ * The transport moves datagrams and nothing else; acknowledgements (UTACK),
+ * retransmission, the replay window and the v2 cookie round are done by the library
+ * (ctx.retransmit_attempts, ctx.retransmit_timeout_ms, usmp_get_stats). The callbacks:
+ * send sends exactly one datagram (0, or -1 when the socket failed); recv waits up to the
+ * receive timeout (USMP_TRANSPORT_RECV_TIMEOUT_MS, or usmp_transport_set_timeout) for one
+ * datagram and returns its length, 0 when none came; recv_timeout does the same with an
+ * explicit wait in ms (0 = poll); available is a zero-timeout poll; close keeps the
+ * context; reconnect opens a new socket (a new source port) to the same address; destroy
+ * closes and frees a context that *_init allocated, then sets t->ctx = NULL.
+ *
+ * Not fatal, by design: an ICMP error for an earlier datagram (ECONNREFUSED when the
+ * gateway is down or restarting, host/net unreachable) and local congestion (ENOBUFS,
+ * EAGAIN) count as a lost datagram: recv keeps waiting, send retries once and otherwise
+ * reports success (UDP may lose datagrams; the library retransmits). A dead gateway thus
+ * shows up as USMP_ERR_TIMEOUT from usmp_send/usmp_connect, not as a transport error.
+ * Datagrams larger than max_len (not frames: those are at most 492 bytes) and empty
+ * datagrams are read, dropped, and the wait goes on (on stacks without recv(MSG_TRUNC),
+ * e.g. lwIP, an oversize datagram arrives truncated and the library rejects it).
+ * -1 only for a NULL t/ctx/buffer, a closed socket, or a socket error (the socket is then
+ * closed).
+ */
+int usmp_transport_udp_init(usmp_transport_t *t, const char *host, int port);
+
+/** As usmp_transport_udp_init, with caller storage for the context (no heap): *ctx must
+ *  outlive the transport; destroy closes the socket but does not free it. */
+int usmp_transport_udp_init_static(usmp_transport_t *t, usmp_socket_ctx_t *ctx,
+                                   const char *host, int port);
+
+/** Sets the idle receive timeout (ms, > 0) of a socket transport (TCP or UDP). Returns 0
+ *  or -1. */
 int usmp_transport_set_timeout(usmp_transport_t *t, uint32_t ms);
 
 #ifdef __cplusplus

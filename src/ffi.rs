@@ -285,6 +285,14 @@ struct Link<'a> {
     fixed_rto_ms: u32,
 }
 
+/// Why a receive failed.
+enum RecvFail {
+    /// The transport reported the connection gone (< 0).
+    HangUp,
+    /// The transport misbehaved (no receive function, or a length above the buffer).
+    Broken,
+}
+
 /// One-slot holding place for a frame that arrives while a datagram send waits for its
 /// acknowledgement (handshake only; in a session the peer retransmits instead).
 struct Slot {
@@ -309,6 +317,17 @@ impl Link<'_> {
     /// One frame or datagram; Ok(0) when nothing arrived. `wait` = None uses the
     /// transport's own receive timeout; Some(ms) waits at most that long.
     fn raw_recv(&mut self, buf: &mut [u8; MAX_FRAME], wait: Option<u32>) -> Result<usize, Error> {
+        self.raw_recv_ex(buf, wait)
+            .map_err(|_| Error::TransportFailed)
+    }
+
+    /// As `raw_recv`, telling a hang-up (the transport returned < 0) from a broken
+    /// transport (it claimed more bytes than it was given).
+    fn raw_recv_ex(
+        &mut self,
+        buf: &mut [u8; MAX_FRAME],
+        wait: Option<u32>,
+    ) -> Result<usize, RecvFail> {
         let rc = match (wait, self.t.recv_timeout, self.t.recv) {
             (Some(ms), Some(f), _) => {
                 // SAFETY: the transport's own callback; `buf` is writable for its length.
@@ -318,15 +337,15 @@ impl Link<'_> {
                 // SAFETY: as above.
                 unsafe { f(self.t, buf.as_mut_ptr(), buf.len()) }
             }
-            _ => return Err(Error::TransportFailed),
+            _ => return Err(RecvFail::Broken),
         };
         if rc < 0 {
-            return Err(Error::TransportFailed);
+            return Err(RecvFail::HangUp);
         }
         let n = rc as usize;
         if n > buf.len() {
             // A transport that claims more than it was given is broken.
-            return Err(Error::TransportFailed);
+            return Err(RecvFail::Broken);
         }
         Ok(n)
     }
@@ -591,12 +610,13 @@ fn handshake(l: &mut Link<'_>, cfg: &Config<'_>) -> Result<(), Error> {
             let wait = dgram.then_some(
                 HELLO_RESEND_MS.min(USMP_HANDSHAKE_TIMEOUT_MS - now.wrapping_sub(start)),
             );
-            match l.raw_recv(&mut slot.buf, wait) {
+            match l.raw_recv_ex(&mut slot.buf, wait) {
                 Ok(n) => n,
                 // The gateway never explains a refusal: it hangs up. After HELLO_ACK that means
                 // the PSK was refused; before CHALLENGE, the device or the version was.
-                Err(_) if hs.awaiting_session_ok() => return Err(Error::AuthFailed),
-                Err(_) => return Err(Error::Rejected),
+                Err(RecvFail::HangUp) if hs.awaiting_session_ok() => return Err(Error::AuthFailed),
+                Err(RecvFail::HangUp) => return Err(Error::Rejected),
+                Err(RecvFail::Broken) => return Err(Error::TransportFailed),
             }
         };
         if n == 0 {
@@ -656,13 +676,14 @@ fn handshake(l: &mut Link<'_>, cfg: &Config<'_>) -> Result<(), Error> {
 }
 
 fn connect_with(ctx: *mut usmp_t, l: &mut Link<'_>) -> Result<(), Error> {
-    // SAFETY: ctx was checked non-null by the caller.
-    let cfg = unsafe { config(ctx) }?;
     l.st.owner = ctx as usize as u64;
-    if l.datagram() && l.t.recv_timeout.is_none() {
-        return Err(Error::InvalidArg);
-    }
-    let r = handshake(l, &cfg);
+    // SAFETY: ctx was checked non-null by the caller.
+    let r = unsafe { config(ctx) }.and_then(|cfg| {
+        if l.datagram() && l.t.recv_timeout.is_none() {
+            return Err(Error::InvalidArg);
+        }
+        handshake(l, &cfg)
+    });
     match r {
         Ok(()) => {
             l.st.last_tx_ms = millis();
@@ -740,14 +761,15 @@ pub unsafe extern "C" fn usmp_reconnect(ctx: *mut usmp_t) -> c_int {
         Ok(l) => l,
         Err(e) => return e.code(),
     };
-    l.st.drop_session();
     let Some(redial) = l.t.reconnect else {
+        // Nothing is touched: a live session stays up.
         return if l.t.send.is_none() {
             Error::NotConnected.code()
         } else {
             Error::Unsupported.code()
         };
     };
+    l.st.drop_session();
     // SAFETY: the transport's own callback.
     if unsafe { redial(l.t) } < 0 {
         return Error::TransportFailed.code();

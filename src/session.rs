@@ -191,9 +191,10 @@ impl Session {
         self.frags > 0
     }
 
-    /// Test and recovery hook: moves the TX counter (e.g. to exercise exhaustion).
+    /// Moves the TX counter forward (e.g. to exercise exhaustion). It never moves back:
+    /// a lower value is ignored, so this cannot make a (key, nonce) pair come round again.
     pub fn set_tx_next(&mut self, seq: u64) {
-        self.tx_next = seq.min(LAST_SEQ + 1);
+        self.tx_next = self.tx_next.max(seq.min(LAST_SEQ + 1));
     }
     /// Test hook: moves the RX counter.
     pub fn set_rx_next(&mut self, seq: u64) {
