@@ -151,26 +151,28 @@ static int parse_id(const char *s, uint8_t out[USMP_DEVICE_ID_LEN])
     return 0;
 }
 
-/* Marks a derived id like a locally administered unicast MAC address. */
-static void mark_local(uint8_t id[USMP_DEVICE_ID_LEN])
-{
-    id[0] = (uint8_t)((id[0] | 0x02u) & 0xFEu);
-}
-
+/*
+ * The device id travels in clear in every HELLO, and systemd asks that /etc/machine-id not
+ * be shown to the network as it is. The library derives the id from it with a keyed hash
+ * (usmp_device_id_from_seed), so the id is stable per host and reveals nothing of it.
+ */
 static int id_from_machine_id(uint8_t out[USMP_DEVICE_ID_LEN])
 {
-    char line[40];
+    char line[64];
     FILE *f = fopen("/etc/machine-id", "r");
     if (f == NULL) {
         return -1;
     }
     char *ok = fgets(line, (int)sizeof line, f);
     (void)fclose(f);
-    if (ok == NULL || parse_id(line, out) != 0) {
+    if (ok == NULL) {
         return -1;
     }
-    mark_local(out);
-    return 0;
+    size_t n = strcspn(line, "\r\n");
+    if (n < 16) {
+        return -1;
+    }
+    return usmp_device_id_from_seed((const uint8_t *)line, n, out) == 0 ? 0 : -1;
 }
 
 static int id_from_hostname(uint8_t out[USMP_DEVICE_ID_LEN])
@@ -180,17 +182,7 @@ static int id_from_hostname(uint8_t out[USMP_DEVICE_ID_LEN])
         return -1;
     }
     name[sizeof name - 1] = '\0';
-    /* FNV-1a, 64 bit: a stable spread of the name over the id bytes. */
-    uint64_t h = 0xcbf29ce484222325u;
-    for (const char *p = name; *p != '\0'; p++) {
-        h ^= (uint8_t)*p;
-        h *= 0x100000001b3u;
-    }
-    for (size_t i = 0; i < USMP_DEVICE_ID_LEN; i++) {
-        out[i] = (uint8_t)(h >> (8 * i));
-    }
-    mark_local(out);
-    return 0;
+    return usmp_device_id_from_seed((const uint8_t *)name, strlen(name), out) == 0 ? 0 : -1;
 }
 
 USMP_WEAK int usmp_port_get_device_id(uint8_t *out, size_t len)

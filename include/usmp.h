@@ -487,6 +487,16 @@ const char *usmp_err_name(int code);
 int usmp_frame_size(const uint8_t *header, size_t len);
 
 /**
+ * Derives a stable 6-byte device id from a host secret (e.g. `/etc/machine-id`) without
+ * revealing it: `HMAC-SHA256(key = "usmp device id", seed)[0..6]`, marked as a locally
+ * administered unicast MAC address. For port hooks; the id itself travels in clear.
+ *
+ * # Safety
+ * `seed` null only when `len` is 0; `out` null or 6 writable bytes.
+ */
+int usmp_device_id_from_seed(const uint8_t *seed, size_t len, uint8_t *out);
+
+/**
  * Sets the level (a `usmp_log_level_t`) up to which the library logs through
  * `usmp_port_log` (default `USMP_LOG_LEVEL_ERROR`). Out-of-range values are clamped.
  */

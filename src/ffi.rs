@@ -1141,6 +1141,36 @@ pub unsafe extern "C" fn usmp_frame_size(header: *const u8, len: usize) -> c_int
     }
 }
 
+/// Derives a stable 6-byte device id from a host secret (e.g. `/etc/machine-id`) without
+/// revealing it: `HMAC-SHA256(key = "usmp device id", seed)[0..6]`, marked as a locally
+/// administered unicast MAC address. For port hooks; the id itself travels in clear.
+///
+/// # Safety
+/// `seed` null only when `len` is 0; `out` null or 6 writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn usmp_device_id_from_seed(
+    seed: *const u8,
+    len: usize,
+    out: *mut u8,
+) -> c_int {
+    if out.is_null() || (seed.is_null() && len != 0) || len > isize::MAX as usize {
+        return Error::InvalidArg.code();
+    }
+    let seed: &[u8] = if len == 0 {
+        &[]
+    } else {
+        // SAFETY: non-null with `len` readable bytes per the contract.
+        unsafe { core::slice::from_raw_parts(seed, len) }
+    };
+    let mac = crate::crypto::hmac(b"usmp device id", &[seed]);
+    let mut id = [0u8; DEVICE_ID_LEN];
+    id.copy_from_slice(&mac[..DEVICE_ID_LEN]);
+    id[0] = (id[0] | 0x02) & 0xFE;
+    // SAFETY: non-null with DEVICE_ID_LEN writable bytes per the contract.
+    unsafe { core::ptr::copy_nonoverlapping(id.as_ptr(), out, DEVICE_ID_LEN) };
+    0
+}
+
 /// Sets the level (a `usmp_log_level_t`) up to which the library logs through
 /// `usmp_port_log` (default `USMP_LOG_LEVEL_ERROR`). Out-of-range values are clamped.
 #[no_mangle]

@@ -565,3 +565,24 @@ fn frame_size_helper() {
     let v = unsafe { CStr::from_ptr(usmp_get_version()) };
     assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
 }
+
+#[test]
+fn device_id_from_seed_is_keyed_and_local() {
+    let seed = b"0123456789abcdef0123456789abcdef";
+    let mut id = [0u8; 6];
+    assert_eq!(
+        unsafe { usmp_device_id_from_seed(seed.as_ptr(), seed.len(), id.as_mut_ptr()) },
+        0
+    );
+    // HMAC-SHA256("usmp device id", seed)[0..6], locally administered unicast (Python hmac)
+    assert_eq!(hex::encode(id), "02b6b5889790");
+    assert_eq!(id[0] & 0x03, 0x02);
+    assert_eq!(
+        name(unsafe { usmp_device_id_from_seed(seed.as_ptr(), 4, std::ptr::null_mut()) }),
+        "USMP_ERR_INVALID_ARG"
+    );
+    assert_eq!(
+        name(unsafe { usmp_device_id_from_seed(std::ptr::null(), 4, id.as_mut_ptr()) }),
+        "USMP_ERR_INVALID_ARG"
+    );
+}
