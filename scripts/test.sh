@@ -9,7 +9,15 @@ root=$(pwd)
 build=${USMP_BUILD_DIR:-$root/build}
 mkdir -p "$build"
 
-step() { printf '\n=== %s\n' "$*"; }
+passed=0
+current=""
+step() {
+  [ -z "$current" ] || passed=$((passed + 1))
+  current="$*"
+  printf '\n=== %s\n' "$*"
+}
+# A closing line any reader understands: how many steps passed, and whether one failed.
+trap 'rc=$?; if [ $rc -ne 0 ]; then echo "step failed: $current"; echo "steps: $passed passed, 1 failed"; fi' EXIT
 
 [ "${USMP_SKIP_SETUP:-0}" = 1 ] || scripts/setup.sh
 
@@ -61,3 +69,6 @@ USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/interop -q -
 
 step "size report (thumbv7em-none-eabihf, thumbv6m-none-eabi, riscv32imc; real --gc-sections link)"
 tools/size/size-report.sh
+passed=$((passed + 1))
+echo
+echo "steps: $passed passed, 0 failed"
