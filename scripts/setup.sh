@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need, idempotently: Debian packages (CMake,
 # Ninja, the ARM and RISC-V GCC toolchains), the Rust targets and components, cbindgen (pinned),
-# and the Python venvs with the real gateways from PyPI (scripts/setup-python.sh).
+# the Python venvs with the real gateways from PyPI (scripts/setup-python.sh) and QEMU for
+# the STM32 firmware (scripts/setup-qemu.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,3 +34,5 @@ if ! cbindgen --version 2>/dev/null | grep -qx "cbindgen $CBINDGEN_VERSION"; the
 fi
 
 scripts/setup-python.sh
+# qemu-system-arm (netduinoplus2) for the STM32 firmware tests, unpacked privately.
+scripts/setup-qemu.sh >/dev/null

@@ -2,7 +2,8 @@
 # The whole test suite: the README's test command, and what CI runs (.ci/run).
 # Sets up its tools first (scripts/setup.sh), then: format, lints, header freshness, Rust
 # unit/vector/session tests, cross builds for the four MCU targets, C tests under
-# ASan/UBSan (ctest), interop against the real PyPI gateways, and the size report.
+# ASan/UBSan (ctest), interop against the real PyPI gateways, the STM32 firmware in QEMU,
+# and the size report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -66,6 +67,9 @@ ctest --test-dir "$build/ctest" --output-on-failure
 
 step "interop with the real gateways from PyPI (usmp 0.5.1 = wire v1, usmp 1.2.2 = wire v2)"
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/interop -q -rA
+
+step "STM32F405 firmware (examples/stm32_uart) in QEMU netduinoplus2, USART1 bridged to the real gateways"
+USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/stm32 -q -rA
 
 step "size report (thumbv7em-none-eabihf, thumbv6m-none-eabi, riscv32imc; real --gc-sections link)"
 tools/size/size-report.sh

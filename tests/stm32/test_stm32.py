@@ -1,0 +1,519 @@
+"""STM32 for real: the bare-metal firmware of examples/stm32_uart on an emulated STM32F405
+(QEMU's netduinoplus2), its USART1 bridged over TCP to the REAL gateway from PyPI.
+
+    firmware (C + libusmp.a) -> USART1 -> QEMU -serial tcp:127.0.0.1:PORT -> gateway.py
+
+Builds (CMake + arm-none-eabi toolchain file, EMULATOR build, one per wire version):
+  v2: -DUSMP_STM32_WIRE=2 against usmp==1.2.2 (venv .venv-interop/v2)
+  v1: -DUSMP_STM32_WIRE=1 against usmp==0.5.1 (venv .venv-interop/v1)
+into $USMP_STM32_BUILD (default $USMP_BUILD_DIR/stm32, or build/stm32). QEMU comes from
+$USMP_QEMU, else scripts/setup-qemu.sh (unpacks Debian's qemu-system-arm privately).
+
+The firmware prints its steps over semihosting and exits QEMU with its status (semihosting
+SYS_EXIT_EXTENDED). The tests assert on that status and on the gateway's JSON event log:
+the message lengths (1808 in 4 frames), the keepalive PING, the device's BYE. Negative
+cases: a wrong PSK and a silent peer (both a handshake timeout: a serial line carries no
+hang-up), garbage and a stall in mid-frame (the UART transport's -1 paths). Every subprocess runs under a timeout; gateways and QEMU
+are stopped by their own PIDs.
+
+Run:  scripts/setup-python.sh && scripts/setup-qemu.sh && \
+      .venv-interop/v2/bin/python -m pytest tests/stm32 -q -rA
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+EXAMPLE = REPO / "examples" / "stm32_uart"
+GATEWAY = REPO / "tests" / "interop" / "gateway.py"
+BUILD_ROOT = Path(os.environ.get("USMP_STM32_BUILD")
+                  or str(Path(os.environ.get("USMP_BUILD_DIR") or REPO / "build") / "stm32"))
+
+PSK = "usmp-stm32-psk-0123456789abcdef"
+WRONG_PSK = "usmp-stm32-WRONG-psk-9876543210"
+
+BUILD_TIMEOUT_S = 900.0      # a cold build compiles the Rust core
+SETUP_TIMEOUT_S = 900.0
+GATEWAY_READY_TIMEOUT_S = 20.0
+QEMU_TIMEOUT_S = 40.0        # one firmware run: ~2 s when healthy, ~12 s for the timeout case
+
+VERSIONS: dict[str, dict[str, Any]] = {
+    "v1": {"env": "USMP_VENV_V1", "default": REPO / ".venv-interop" / "v1", "usmp": "0.5.1", "wire": 1},
+    "v2": {"env": "USMP_VENV_V2", "default": REPO / ".venv-interop" / "v2", "usmp": "1.2.2", "wire": 2},
+}
+
+# What the firmware sends, in order (main.c): a 35-byte text, then 1, 452, 453, 1000, 1808,
+# then 64 after the keepalive.
+EXPECTED_LENS = [35, 1, 452, 453, 1000, 1808, 64]
+EXPECTED_FRAGS = 0 + 0 + 0 + 1 + 2 + 3 + 0   # DATA_FRAG frames (453 -> 2 frames, 1000 -> 3, 1808 -> 4)
+
+RESULTS: list[str] = []
+
+
+# --------------------------------------------------------------------------- environment
+
+def venv_python(ver: str) -> Path:
+    spec = VERSIONS[ver]
+    return Path(os.environ.get(spec["env"], str(spec["default"]))) / "bin" / "python"
+
+
+def venv_usmp_version(ver: str) -> str | None:
+    py = venv_python(ver)
+    if not py.exists():
+        return None
+    try:
+        out = subprocess.run([str(py), "-c", "import usmp; print(usmp.__version__)"],
+                             capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+@pytest.fixture(scope="session")
+def venvs() -> dict[str, Path]:
+    if any(venv_usmp_version(v) != VERSIONS[v]["usmp"] for v in VERSIONS):
+        script = REPO / "scripts" / "setup-python.sh"
+        try:
+            proc = subprocess.run(["bash", str(script)], cwd=REPO, capture_output=True, text=True,
+                                  timeout=SETUP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{script} did not finish within {SETUP_TIMEOUT_S:.0f} s")
+        if proc.returncode != 0:
+            pytest.fail(f"{script} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    for v in VERSIONS:
+        got = venv_usmp_version(v)
+        if got != VERSIONS[v]["usmp"]:
+            pytest.fail(f"{venv_python(v)} has usmp {got!r}, expected {VERSIONS[v]['usmp']}")
+    return {v: venv_python(v) for v in VERSIONS}
+
+
+@pytest.fixture(scope="session")
+def qemu() -> Path:
+    env = os.environ.get("USMP_QEMU")
+    if env:
+        path = Path(env)
+    else:
+        script = REPO / "scripts" / "setup-qemu.sh"
+        try:
+            proc = subprocess.run(["bash", str(script)], cwd=REPO, capture_output=True, text=True,
+                                  timeout=SETUP_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{script} did not finish within {SETUP_TIMEOUT_S:.0f} s")
+        if proc.returncode != 0 or not proc.stdout.strip():
+            pytest.fail(f"{script} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+        path = Path(proc.stdout.strip().splitlines()[-1])
+    try:
+        out = subprocess.run([str(path), "-M", "help"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        pytest.fail(f"cannot run {path}: {e}")
+    if "netduinoplus2" not in out.stdout:
+        pytest.fail(f"{path} has no netduinoplus2 machine:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+    return path
+
+
+class Firmware:
+    """Builds the firmware once per (wire version, emulator) with CMake and the example's
+    toolchain file. The tests run the EMULATOR build; the hardware build (RNG peripheral,
+    real unique id, PLL setup, console on USART2) is built for its size and checked for
+    leftovers of the emulator build."""
+
+    def __init__(self) -> None:
+        self._built: dict[tuple[int, bool], Path] = {}
+        self.build_seconds: dict[tuple[int, bool], float] = {}
+
+    def elf(self, wire: int, emulator: bool = True) -> Path:
+        key = (wire, emulator)
+        if key in self._built:
+            return self._built[key]
+        for tool in ("cmake", "arm-none-eabi-gcc"):
+            if shutil.which(tool) is None:
+                pytest.fail(f"{tool} not found (scripts/setup.sh installs it)")
+        bdir = BUILD_ROOT / (f"v{wire}" if emulator else f"hw-v{wire}")
+        bdir.mkdir(parents=True, exist_ok=True)
+        gen = ["-G", "Ninja"] if shutil.which("ninja") else []
+        steps = [["cmake", "-S", str(EXAMPLE), "-B", str(bdir), *gen,
+                  f"-DCMAKE_TOOLCHAIN_FILE={EXAMPLE / 'cmake' / 'arm-none-eabi.cmake'}",
+                  f"-DUSMP_STM32_EMULATOR={'ON' if emulator else 'OFF'}",
+                  f"-DUSMP_STM32_WIRE={wire}", f"-DUSMP_STM32_PSK={PSK}",
+                  "-DUSMP_STM32_KEEPALIVE_MS=1000"],
+                 ["cmake", "--build", str(bdir)]]
+        log = bdir / "build-output.log"
+        t0 = time.monotonic()
+        deadline = t0 + BUILD_TIMEOUT_S
+        with open(log, "w") as fh:
+            for cmd in steps:
+                fh.write("$ " + " ".join(cmd) + "\n")
+                fh.flush()
+                try:
+                    proc = subprocess.run(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL,
+                                          timeout=max(10.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pytest.fail(f"build step timed out: {' '.join(cmd)} (log: {log})")
+                if proc.returncode != 0:
+                    pytest.fail(f"build step failed: {' '.join(cmd)}\n{log.read_text()[-6000:]}")
+        elf = bdir / "usmp_stm32_uart.elf"
+        if not elf.exists():
+            pytest.fail(f"{elf} was not produced")
+        self.build_seconds[key] = time.monotonic() - t0
+        self._built[key] = elf
+        return elf
+
+
+@pytest.fixture(scope="session")
+def firmware() -> Firmware:
+    return Firmware()
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    base = BUILD_ROOT / "runs"
+    base.mkdir(parents=True, exist_ok=True)
+    for stale in sorted(base.glob("run-*"), key=lambda p: p.stat().st_mtime)[:-4]:
+        shutil.rmtree(stale, ignore_errors=True)  # keep the logs of the last few runs
+    yield Path(tempfile.mkdtemp(prefix="run-", dir=base))
+
+
+# --------------------------------------------------------------------------- gateway
+
+@dataclass
+class Gateway:
+    ver: str
+    python: Path
+    workdir: Path
+    psk: str
+    port: int = 0
+    proc: subprocess.Popen | None = None
+    log_path: Path = field(default=Path())
+
+    def start(self) -> "Gateway":
+        self.log_path = self.workdir / f"gateway-{self.ver}.jsonl"
+        ready = self.workdir / f"ready-{self.ver}"
+        stderr = open(self.workdir / f"gateway-{self.ver}.stderr", "w")
+        self.proc = subprocess.Popen(
+            [str(self.python), str(GATEWAY), "--port", "0", "--psk", self.psk, "--log", str(self.log_path),
+             "--ready-file", str(ready)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, cwd=self.workdir)
+        stderr.close()
+        deadline = time.monotonic() + GATEWAY_READY_TIMEOUT_S
+        while not ready.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                rc = self.proc.poll()
+                self.stop()
+                pytest.fail(f"gateway {self.ver} did not become ready (exit {rc}):\n"
+                            f"{(self.workdir / f'gateway-{self.ver}.stderr').read_text()[-3000:]}")
+            time.sleep(0.02)
+        line = ready.read_text().split()
+        assert line[0] == "READY" and line[1] == "tcp", line
+        assert f"wire=0x0{VERSIONS[self.ver]['wire']}" in line, line
+        self.port = int(line[2])
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+    def events(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if self.log_path.exists():
+            for ln in self.log_path.read_text().splitlines():
+                try:
+                    out.append(json.loads(ln))
+                except json.JSONDecodeError:
+                    pass
+        return out
+
+    def tail(self, n: int = 30) -> str:
+        if not self.log_path.exists():
+            return "(no gateway log)"
+        return "\n".join(ln for ln in self.log_path.read_text().splitlines()[-n:])
+
+
+@pytest.fixture
+def gateway(venvs: dict[str, Path], workdir: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Gateway]]:
+    started: list[Gateway] = []
+
+    def make(ver: str, psk: str = PSK) -> Gateway:
+        wd = workdir / request.node.name.replace("/", "_").replace("[", "-").replace("]", "")
+        wd.mkdir(exist_ok=True)
+        gw = Gateway(ver, venvs[ver], wd, psk).start()
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop()
+
+
+# --------------------------------------------------------------------------- fake peers
+
+class FakePeer:
+    """A TCP listener on 127.0.0.1 that plays a broken gateway: `behave(conn)` runs on a thread."""
+
+    def __init__(self, behave: Callable[["FakePeer", socket.socket], None]) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.sock.settimeout(QEMU_TIMEOUT_S)
+        self.port = self.sock.getsockname()[1]
+        self.received = bytearray()
+        self._behave = behave
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(QEMU_TIMEOUT_S)
+            try:
+                self._behave(self, conn)
+                while True:  # keep reading until QEMU goes away
+                    data = conn.recv(4096)
+                    if not data:
+                        break
+                    self.received += data
+            except OSError:
+                pass
+
+    def read_hello(self, conn: socket.socket) -> None:
+        while len(self.received) < 12 + 38:  # HELLO: header + device id (6) + X25519 key (32)
+            data = conn.recv(4096)
+            if not data:
+                return
+            self.received += data
+
+    def close(self) -> None:
+        self.sock.close()
+        self._thread.join(timeout=5)
+
+
+# --------------------------------------------------------------------------- QEMU
+
+@dataclass
+class Run:
+    rc: int
+    out: str
+    seconds: float
+
+    def step(self, name: str) -> str:
+        for ln in self.out.splitlines():
+            if ln.startswith(f"STEP {name} "):
+                return ln
+        return ""
+
+
+def qemu_cmd(qemu: Path, elf: Path, port: int) -> list[str]:
+    # netduinoplus2 wires serial_hd(0), the first -serial, to USART1 (0x40011000, IRQ 37).
+    # QEMU connects to the gateway as a TCP client before the firmware starts.
+    return [str(qemu), "-M", "netduinoplus2", "-nographic", "-monitor", "none",
+            "-semihosting-config", "enable=on,target=native",
+            "-kernel", str(elf), "-serial", f"tcp:127.0.0.1:{port},nodelay=on"]
+
+
+def run_firmware(qemu: Path, elf: Path, port: int, logdir: Path, name: str) -> Run:
+    cmd = qemu_cmd(qemu, elf, port)
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=QEMU_TIMEOUT_S,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:  # run() has killed QEMU by now
+        out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        (logdir / f"{name}.qemu.txt").write_text(out + err)
+        pytest.fail(f"firmware hung (> {QEMU_TIMEOUT_S} s): {' '.join(cmd)}\n{out}{err}")
+    dt = time.monotonic() - t0
+    # Semihosting console output goes to QEMU's stderr; QEMU's own messages too.
+    out = proc.stdout + proc.stderr
+    (logdir / f"{name}.qemu.txt").write_text(f"$ {' '.join(cmd)}\nexit {proc.returncode}\n{out}")
+    return Run(proc.returncode, out, dt)
+
+
+# --------------------------------------------------------------------------- tests
+
+MATRIX = [("v1", 1), ("v2", 2)]
+
+
+@pytest.mark.parametrize("ver,wire", MATRIX, ids=["v1", "v2"])
+def test_quickstart(qemu: Path, firmware: Firmware, gateway: Callable[..., Gateway], ver: str, wire: int) -> None:
+    elf = firmware.elf(wire)
+    gw = gateway(ver)
+    run = run_firmware(qemu, elf, gw.port, gw.workdir, f"quickstart-wire{wire}")
+    ctx = f"\n--- firmware (exit {run.rc}):\n{run.out}\n--- gateway log:\n{gw.tail()}"
+    assert run.rc == 0, "firmware failed" + ctx
+    assert "RESULT PASS" in run.out, ctx
+    for s in ("port ok", "connect ok", "echo 1808 ok", "keepalive ok", "echo 64 ok", "bye ok"):
+        assert run.step(s.split()[0]) and s in run.out, f"missing step '{s}'" + ctx
+
+    # The gateway's side of the story: its log is written before the firmware sees a reply,
+    # except the close, which may trail QEMU's exit by a little.
+    deadline = time.monotonic() + 5
+    while not [e for e in gw.events() if e["ev"] == "closed"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    evs = gw.events()
+    opened = [e for e in evs if e["ev"] == "session_open"]
+    assert len(opened) == 1, f"expected one session, got {opened}" + ctx
+    sid = opened[0]["sid"]
+    dev_id = opened[0]["device"].replace(":", "")
+    assert f"device id {dev_id}" in run.out, f"gateway saw device {dev_id}" + ctx
+    lens = [e["len"] for e in evs if e["ev"] == "message" and e["sid"] == sid]
+    assert lens == EXPECTED_LENS, f"gateway received {lens}" + ctx
+    frames = [e for e in evs if e["ev"] == "frame" and e["sid"] == sid]
+    types = [f["type"] for f in frames]
+    assert types.count("DATA_FRAG") == EXPECTED_FRAGS, types
+    assert [f["seq"] for f in frames] == list(range(len(frames))), "gap in the device's sequence numbers"
+    # the 1808-byte message: 3 DATA_FRAG + 1 DATA of 480 bytes each on the wire (452 + 28)
+    i1808 = next(i for i, f in enumerate(frames) if f["type"] == "DATA_FRAG" and types[i:i + 4] ==
+                 ["DATA_FRAG", "DATA_FRAG", "DATA_FRAG", "DATA"])
+    assert [f["len"] for f in frames[i1808:i1808 + 4]] == [480] * 4, frames[i1808:i1808 + 4]
+    pings = [i for i, t in enumerate(types) if t == "PING"]
+    assert len(pings) == 1, f"expected exactly one keepalive PING, got {types}" + ctx
+    assert pings[0] > i1808 + 3, "the PING came before the idle period"
+    closed = [e for e in evs if e["ev"] == "closed" and e.get("sid") == sid]
+    assert closed and closed[0]["reason"] == "Remote sent BYE" and closed[0]["exc"] == "ConnectionClosedError", \
+        f"session did not end with the device's BYE: {closed}" + ctx
+    assert closed[0]["last_frame"]["type"] == "BYE", closed
+    stack = next((ln for ln in run.out.splitlines() if ln.startswith("stack:")), "")
+    uart = next((ln for ln in run.out.splitlines() if ln.startswith("uart:")), "")
+    RESULTS.append(f"quickstart wire v{wire} vs usmp {VERSIONS[ver]['usmp']}: exit {run.rc}, "
+                   f"{run.seconds:.2f} s; gateway: messages {lens}, {len(frames)} frames "
+                   f"({types.count('DATA_FRAG')} DATA_FRAG), PING x{len(pings)}, closed "
+                   f"'{closed[0]['reason']}'; {stack}; {uart}")
+
+
+@pytest.mark.parametrize("ver,wire", MATRIX, ids=["v1", "v2"])
+def test_wrong_psk(qemu: Path, firmware: Firmware, gateway: Callable[..., Gateway], ver: str, wire: int) -> None:
+    """The gateway refuses the PSK and hangs up. A serial line carries no hang-up: the
+    device cannot tell it from silence, so usmp_connect ends with USMP_ERR_TIMEOUT after
+    USMP_HANDSHAKE_TIMEOUT_MS (on TCP the same refusal is USMP_ERR_AUTH_FAILED at once)."""
+    elf = firmware.elf(wire)
+    gw = gateway(ver, psk=WRONG_PSK)
+    run = run_firmware(qemu, elf, gw.port, gw.workdir, f"wrong-psk-wire{wire}")
+    ctx = f"\n--- firmware (exit {run.rc}):\n{run.out}\n--- gateway log:\n{gw.tail()}"
+    assert run.rc == 1, ctx
+    assert "STEP connect FAILED: -4 (USMP_ERR_TIMEOUT)" in run.out, ctx
+    assert "uart: tx 2 frames" in run.out, "HELLO and HELLO_ACK should have gone out" + ctx
+    assert run.seconds >= 9.5, f"gave up after {run.seconds:.2f} s, before USMP_HANDSHAKE_TIMEOUT_MS"
+    evs = gw.events()
+    assert not [e for e in evs if e["ev"] == "session_open"], ctx
+    assert [e for e in evs if e["ev"] == "lib" and "hmac" in e["msg"].lower()], \
+        "the gateway did not log the HMAC failure" + ctx
+    RESULTS.append(f"wrong PSK wire v{wire}: exit {run.rc}, gateway logged the HMAC failure, "
+                   f"{run.step('connect')}, {run.seconds:.2f} s")
+
+
+def test_silent_peer(qemu: Path, firmware: Firmware, workdir: Path) -> None:
+    """Nothing ever comes back: recv returns 0 each receive timeout, usmp_connect gives up."""
+    elf = firmware.elf(2)
+    peer = FakePeer(lambda peer, conn: None)
+    try:
+        run = run_firmware(qemu, elf, peer.port, workdir, "silent-peer")
+    finally:
+        peer.close()
+    ctx = f"\n--- firmware (exit {run.rc}):\n{run.out}"
+    assert run.rc == 1, ctx
+    assert "STEP connect FAILED: -4 (USMP_ERR_TIMEOUT)" in run.out, ctx
+    assert peer.received[:2] == b"\xcd\xab" and peer.received[3] == 0x01, "no HELLO on the wire"
+    assert "stalls 0, failures 0" in run.out, ctx
+    RESULTS.append(f"silent peer: exit {run.rc}, {run.step('connect')}, {run.seconds:.2f} s")
+
+
+def _garbage(peer: FakePeer, conn: socket.socket) -> None:
+    peer.read_hello(conn)
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+
+def _stall(peer: FakePeer, conn: socket.socket) -> None:
+    peer.read_hello(conn)
+    # A CHALLENGE header (magic CD AB, v2, type 2, seq 0) that promises 64 bytes, then 10.
+    hdr = bytes([0xCD, 0xAB, 0x02, 0x02, 0, 0, 0, 0, 64, 0, 0, 0])
+    conn.sendall(hdr + bytes(10))
+
+
+@pytest.mark.parametrize("case", ["garbage", "stall"])
+def test_broken_stream(qemu: Path, firmware: Firmware, workdir: Path, case: str) -> None:
+    """The UART transport's -1 paths: a header usmp_frame_size refuses, a stall mid-frame."""
+    elf = firmware.elf(2)
+    peer = FakePeer(_garbage if case == "garbage" else _stall)
+    try:
+        run = run_firmware(qemu, elf, peer.port, workdir, f"broken-{case}")
+    finally:
+        peer.close()
+    ctx = f"\n--- firmware (exit {run.rc}):\n{run.out}"
+    assert run.rc == 1, ctx
+    # The stream broke before CHALLENGE was complete: the library reports the refusal.
+    assert "STEP connect FAILED: -17 (USMP_ERR_REJECTED)" in run.out, ctx
+    want = "stalls 1, failures 1" if case == "stall" else "stalls 0, failures 1"
+    assert want in run.out, ctx
+    if case == "stall":
+        assert run.seconds >= 1.9, f"gave up after {run.seconds:.2f} s, before USMP_UART_STALL_MS"
+    RESULTS.append(f"broken stream ({case}): exit {run.rc}, {run.step('connect')}, {run.seconds:.2f} s")
+
+
+def test_size_report(firmware: Firmware, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("stm32_size_report", EXAMPLE / "size_report.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    lines = []
+    for wire, emulator in ((2, False), (2, True), (1, True)):
+        elf = firmware.elf(wire, emulator)
+        text, fig = mod.report(elf)
+        kind = "EMULATOR" if emulator else "hardware"
+        lines.append(f"[{kind} build, wire v{wire}: {elf}]\n{text}")
+        assert 0 < fig["lib_flash"] < fig["flash"], fig
+        assert fig["flash"] < 64 * 1024, f"firmware grew past 64 KiB of flash: {fig['flash']}"
+        assert fig["ram_static"] < 16 * 1024, f"static RAM above 16 KiB: {fig['ram_static']}"
+        if not emulator:
+            # Semihosting (BKPT 0xAB) faults on a board without a debugger: none of it may
+            # be left in the hardware build, nor the emulator's stand-ins.
+            dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True,
+                                 text=True, timeout=120, check=True).stdout
+            assert "bkpt" not in dis, "semihosting left in the hardware build"
+            syms = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True,
+                                  timeout=60, check=True).stdout
+            assert " usmp_port_random" in syms and "sh_call" not in syms, \
+                "the hardware build must take its entropy from the RNG, not over semihosting"
+    report = "\n".join(lines)
+    BUILD_ROOT.mkdir(parents=True, exist_ok=True)
+    (BUILD_ROOT / "size-report.txt").write_text(report + "\n")
+    with capsys.disabled():
+        print("\nSTM32F405 firmware size (also in " + str(BUILD_ROOT / "size-report.txt") + "):\n" + report)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _summary(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if not RESULTS:
+        return
+    text = "\n".join(RESULTS)
+    BUILD_ROOT.mkdir(parents=True, exist_ok=True)
+    (BUILD_ROOT / "stm32-results.txt").write_text(text + "\n")
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        with capman.global_and_fixture_disabled():
+            print("\nstm32 results (also in " + str(BUILD_ROOT / "stm32-results.txt") + "):\n" + text)
