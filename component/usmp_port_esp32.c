@@ -1,0 +1,240 @@
+/*
+ * Default USMP port hooks for ESP-IDF (the chips, and IDF_TARGET=linux).
+ *
+ *   random      esp_fill_random (the hardware RNG; on linux, getentropy)
+ *   millis      esp_timer_get_time() / 1000, wrapping at 2^32 (linux: CLOCK_MONOTONIC)
+ *   delay_ms    vTaskDelay, rounded up to whole ticks (linux: nanosleep)
+ *   log         ESP_LOGE/W/I/D with the library's tag
+ *   device id   the Wi-Fi station MAC (esp_read_mac), else the factory MAC; on linux
+ *               USMP_DEVICE_ID=12 hex digits, else a keyed hash of /etc/machine-id or
+ *               of the host name (usmp_device_id_from_seed)
+ *
+ * Every hook is a weak definition: an application that defines its own usmp_port_* function
+ * gets that one instead, without a link error.
+ *
+ * The hardware RNG is a true random source only while Wi-Fi or Bluetooth is running (or
+ * after bootloader_random_enable()); bring the network up before usmp_connect, as any
+ * networked application does.
+ *
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#include "sdkconfig.h"
+
+#include "usmp_config.h"
+#include "usmp_port.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "esp_log.h"
+#include "esp_random.h"
+
+#ifdef CONFIG_IDF_TARGET_LINUX
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#else
+#include "esp_mac.h"
+#include "esp_timer.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/task.h"
+#endif
+
+#define USMP_WEAK __attribute__((weak))
+
+/* ----------------------------------------------------------------------------------- */
+/* Randomness                                                                          */
+
+USMP_WEAK int usmp_port_random(uint8_t *out, size_t len)
+{
+    if (out == NULL) {
+        return (len == 0) ? 0 : -1;
+    }
+    esp_fill_random(out, len);
+    return 0;
+}
+
+/* ----------------------------------------------------------------------------------- */
+/* Time                                                                                */
+
+#ifdef CONFIG_IDF_TARGET_LINUX
+
+USMP_WEAK uint32_t usmp_port_millis(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        return 0;
+    }
+    return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+USMP_WEAK void usmp_port_delay_ms(uint32_t ms)
+{
+    struct timespec req = {.tv_sec = (time_t)(ms / 1000u),
+                           .tv_nsec = (long)((ms % 1000u) * 1000000u)};
+    struct timespec rem;
+    while (nanosleep(&req, &rem) != 0 && errno == EINTR) {
+        req = rem;
+    }
+}
+
+#else
+
+USMP_WEAK uint32_t usmp_port_millis(void)
+{
+    return (uint32_t)((uint64_t)esp_timer_get_time() / 1000u); /* wraps at 2^32 by contract */
+}
+
+USMP_WEAK void usmp_port_delay_ms(uint32_t ms)
+{
+    /* pdMS_TO_TICKS rounds down: 5 ms at a 100 Hz tick would not sleep at all. Round up so
+     * the task sleeps at least `ms` (and always yields for ms > 0). */
+    uint64_t ticks = ((uint64_t)ms * configTICK_RATE_HZ + 999u) / 1000u;
+    if (ticks > (uint64_t)(portMAX_DELAY - 1)) {
+        ticks = (uint64_t)(portMAX_DELAY - 1);
+    }
+    vTaskDelay((TickType_t)ticks);
+}
+
+#endif
+
+/* ----------------------------------------------------------------------------------- */
+/* Logging                                                                             */
+
+USMP_WEAK void usmp_port_log(char level, const char *tag, const char *msg)
+{
+    const char *t = (tag != NULL) ? tag : "usmp";
+    const char *m = (msg != NULL) ? msg : "";
+    switch (level) {
+    case 'E':
+        ESP_LOGE(t, "%s", m);
+        break;
+    case 'W':
+        ESP_LOGW(t, "%s", m);
+        break;
+    case 'D':
+        ESP_LOGD(t, "%s", m);
+        break;
+    default:
+        ESP_LOGI(t, "%s", m);
+        break;
+    }
+}
+
+/* ----------------------------------------------------------------------------------- */
+/* Device id                                                                           */
+
+#ifdef CONFIG_IDF_TARGET_LINUX
+
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0';
+    }
+    if (ch >= 'a' && ch <= 'f') {
+        return ch - 'a' + 10;
+    }
+    if (ch >= 'A' && ch <= 'F') {
+        return ch - 'A' + 10;
+    }
+    return -1;
+}
+
+/* 12 hex digits -> 6 bytes. 0 / -1. */
+static int parse_hex_id(const char *s, uint8_t out[USMP_DEVICE_ID_LEN])
+{
+    if (strlen(s) != 2u * USMP_DEVICE_ID_LEN) {
+        return -1;
+    }
+    for (size_t i = 0; i < USMP_DEVICE_ID_LEN; i++) {
+        int hi = hex_digit(s[2 * i]);
+        int lo = hex_digit(s[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            return -1;
+        }
+        out[i] = (uint8_t)((hi << 4) | lo);
+    }
+    return 0;
+}
+
+/* A stable id for this host that does not reveal what it was derived from: the library's
+ * keyed hash of /etc/machine-id, else of the host name. */
+static int id_from_host(uint8_t out[USMP_DEVICE_ID_LEN])
+{
+    char seed[256];
+    size_t n = 0;
+    FILE *f = fopen("/etc/machine-id", "r");
+    if (f != NULL) {
+        if (fgets(seed, (int)sizeof seed, f) != NULL) {
+            n = strcspn(seed, "\r\n");
+        }
+        (void)fclose(f);
+    }
+    if (n < 16) {
+        if (gethostname(seed, sizeof seed) != 0) {
+            return -1;
+        }
+        seed[sizeof seed - 1] = '\0';
+        n = strlen(seed);
+    }
+    return usmp_device_id_from_seed((const uint8_t *)seed, n, out) == 0 ? 0 : -1;
+}
+
+USMP_WEAK int usmp_port_get_device_id(uint8_t *out, size_t len)
+{
+    uint8_t id[USMP_DEVICE_ID_LEN];
+    if (out == NULL || len < USMP_DEVICE_ID_LEN) {
+        return -1;
+    }
+    const char *env = getenv("USMP_DEVICE_ID");
+    if (env != NULL && env[0] != '\0') {
+        if (parse_hex_id(env, id) == 0) {
+            memcpy(out, id, sizeof id);
+            return 0;
+        }
+        usmp_port_log('W', "usmp_port", "USMP_DEVICE_ID is not 12 hex digits; ignored");
+    }
+    if (id_from_host(id) != 0) {
+        return -1;
+    }
+    memcpy(out, id, sizeof id);
+    return 0;
+}
+
+#else
+
+USMP_WEAK int usmp_port_get_device_id(uint8_t *out, size_t len)
+{
+    uint8_t mac[8] = {0}; /* esp_efuse_mac_get_default writes 6 bytes; room to spare */
+    if (out == NULL || len < USMP_DEVICE_ID_LEN) {
+        return -1;
+    }
+    /* The station MAC, as the original component; chips without Wi-Fi (H2, P4) fall back
+     * to the factory MAC in eFuse. */
+    if (esp_read_mac(mac, ESP_MAC_WIFI_STA) != ESP_OK && esp_efuse_mac_get_default(mac) != ESP_OK) {
+        return -1;
+    }
+    memcpy(out, mac, USMP_DEVICE_ID_LEN);
+    return 0;
+}
+
+#endif
+
+/* ----------------------------------------------------------------------------------- */
+/* Kconfig                                                                             */
+
+/* Referenced with `-u` by the component's CMakeLists.txt, so this file (and with it the
+ * constructor below) is always linked in. */
+void usmp_esp_kconfig_include(void);
+void usmp_esp_kconfig_include(void)
+{
+}
+
+/* menuconfig's log level ("Component config -> USMP") before app_main runs. An application
+ * may still change it with usmp_set_log_level(). */
+__attribute__((constructor)) static void usmp_esp_apply_kconfig(void)
+{
+    usmp_config_apply_log_level();
+}

@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# The packaging of usmp, checked without ESP-IDF:
+#
+#  1. the ESP-IDF component archive (scripts/pack-component.sh --prebuilt: the real
+#     component manager from PyPI) ships what a build needs and nothing else, with the
+#     manifest version of Cargo.toml and prebuilt RISC-V cores stamped with their sources;
+#  2. the unpacked archive is a self-contained CMake library: add_subdirectory() +
+#     usmp::usmp builds and runs a program;
+#  3. `cmake --install` of it is a CMake package: find_package(usmp CONFIG) + usmp::usmp;
+#  4. a cross build for Cortex-M4 (arm-none-eabi toolchain file, hard float) with an EMPTY
+#     USMP_RUST_TARGET picks thumbv7em-none-eabihf, installs, and a bare-metal program
+#     (tools/size/probe.c, the whole API) links against the installed package;
+#     a toolchain with no Rust mapping stops with a message naming USMP_RUST_TARGET;
+#  5. the prebuilt riscv32imc core links into a program built with ESP-IDF's RISC-V flags.
+#
+#   tests/component/test_component.sh        (about a minute; work dir: $USMP_COMPONENT_TMP
+#                                             or a fresh mktemp -d, removed unless KEEP=1)
+# Needs cmake, ninja, gcc, arm-none-eabi-gcc, riscv64-unknown-elf-gcc, cargo with the
+# thumbv7em-none-eabihf and riscv32imc/imac targets, python3 (scripts/setup.sh installs them).
+# SPDX-License-Identifier: Apache-2.0
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+work=${USMP_COMPONENT_TMP:-$(mktemp -d /tmp/usmp-component.XXXXXX)}
+mkdir -p "$work"
+[ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$*"; }
+bad() { failed=$((failed + 1)); printf 'FAIL %s\n' "$*"; }
+check() { # check "description" command...
+  local what=$1
+  shift
+  if "$@" >"$work/last.log" 2>&1; then ok "$what"; else bad "$what"; sed 's/^/     /' "$work/last.log" | tail -30; fi
+}
+step() { printf '\n--- %s\n' "$*"; }
+gen=(-G Ninja)
+command -v ninja >/dev/null || gen=()
+
+version=$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
+
+# --- 1. The archive -------------------------------------------------------------------------
+step "pack the component archive (compote, prebuilt RISC-V cores)"
+archive=$(scripts/pack-component.sh --prebuilt --dest "$work/dist" 2>"$work/pack.log") || {
+  cat "$work/pack.log"; bad "scripts/pack-component.sh"; exit 1; }
+ok "packed $(basename "$archive")"
+[ ! -e lib ] && ok "lib/ of the source tree removed after packing" || bad "lib/ left in the source tree"
+tar tzf "$archive" | sed 's|^\./||' | grep -v '/$' | LC_ALL=C sort >"$work/files.txt"
+printf '     %s files: %s\n' "$(wc -l <"$work/files.txt")" "$(tr '\n' ' ' <"$work/files.txt" | cut -c1-300)..."
+
+for f in src/lib.rs Cargo.toml Cargo.lock cbindgen.toml CMakeLists.txt cmake/usmp_rust.cmake \
+         cmake/usmpConfig.cmake.in idf_component.yml Kconfig README.md include/usmp.h \
+         include/usmp_port.h include/usmp_transport.h component/include/usmp_config.h \
+         component/usmp_transport_socket.c component/usmp_port_posix.c \
+         component/usmp_port_esp32.c examples/esp32_echo/CMakeLists.txt \
+         examples/esp32_echo/main/main.c examples/esp32_echo/main/idf_component.yml \
+         lib/riscv32imc-unknown-none-elf/libusmp.a \
+         lib/riscv32imc-unknown-none-elf/usmp-source.sha256 \
+         lib/riscv32imac-unknown-none-elf/libusmp.a; do
+  if grep -qx "$f" "$work/files.txt"; then ok "archive has $f"; else bad "archive lacks $f"; fi
+done
+# Every file the repository's src/ holds is shipped (the crate must build from the archive).
+for f in $(cd "$root" && find src -type f | LC_ALL=C sort); do
+  grep -qx "$f" "$work/files.txt" || bad "archive lacks $f"
+done
+unwanted=$(grep -E '^(target|build[^/]*|dist|tests|fuzz|tools|scripts|\.venv[^/]*|\.ci|\.git[^/]*|\.pytest_cache)(/|$)|(^|/)(build|__pycache__|managed_components|\.venv[^/]*)/|(^|/)sdkconfig$' \
+             "$work/files.txt" || true)
+if [ -z "$unwanted" ]; then
+  ok "archive has no build output, venvs, tests, tools or VCS files"
+else
+  bad "archive has files it should not: $(echo "$unwanted" | head -5 | tr '\n' ' ')"
+fi
+
+mkdir -p "$work/unpacked"
+tar xzf "$archive" -C "$work/unpacked"
+up=$work/unpacked
+manifest_version=$(sed -n 's/^version: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$up/idf_component.yml" | head -n 1)
+[ "$manifest_version" = "$version" ] && ok "manifest version $manifest_version = Cargo.toml's" \
+  || bad "manifest version '$manifest_version' != Cargo.toml '$version'"
+grep -q '^ *- linux$' "$up/idf_component.yml" && grep -q '^ *- esp32c3$' "$up/idf_component.yml" \
+  && ok "manifest targets list esp32c3 and linux" || bad "manifest targets"
+for yml in $(cd "$up" && find examples -name idf_component.yml); do
+  p=$(sed -n 's/^ *override_path: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$up/$yml")
+  [ -z "$p" ] && continue
+  if [ -f "$up/$(dirname "$yml")/$p/idf_component.yml" ]; then
+    ok "$yml: override_path $p reaches the component"
+  else
+    bad "$yml: override_path $p does not reach the component root"
+  fi
+done
+for t in riscv32imc-unknown-none-elf riscv32imac-unknown-none-elf; do
+  want=$(cmake -DUSMP_SOURCE_HASH_OF="$up" -P "$up/cmake/usmp_rust.cmake")
+  have=$(cat "$up/lib/$t/usmp-source.sha256" 2>/dev/null || true)
+  [ "$want" = "$have" ] && ok "lib/$t stamped with the archive's source hash" \
+    || bad "lib/$t stamp '$have' != source hash '$want'"
+done
+
+# --- 2. add_subdirectory() of the unpacked archive ------------------------------------------
+step "the unpacked archive as a CMake subdirectory (usmp::usmp)"
+mkdir -p "$work/app"
+cat >"$work/app/main.c" <<'EOF'
+#include <stdio.h>
+#include <string.h>
+#include "usmp.h"
+#include "usmp_config.h"
+int main(int argc, char **argv)
+{
+    usmp_t ctx = {0};
+    usmp_config_defaults(&ctx); /* -DUSMP_DEFAULT_KEEPALIVE_MS=1234 below */
+    uint8_t id[USMP_DEVICE_ID_LEN];
+    int rc = usmp_connect(&ctx, NULL);  /* a code, not a crash; links the whole core */
+    int id_rc = usmp_port_get_device_id(id, sizeof id); /* the shipped POSIX hooks */
+    printf("usmp %s keepalive=%u connect(NULL)=%s id_rc=%d\n", usmp_get_version(),
+           (unsigned)ctx.keepalive_ms, usmp_err_name(rc), id_rc);
+    return (argc > 1 && strcmp(usmp_get_version(), argv[1]) == 0 && ctx.keepalive_ms == 1234 &&
+            rc == USMP_ERR_INVALID_ARG && id_rc == 0) ? 0 : 1;
+}
+EOF
+cat >"$work/app/CMakeLists.txt" <<EOF
+cmake_minimum_required(VERSION 3.16)
+project(usmp_component_app C)
+if(USMP_APP_SUBDIR)
+  add_subdirectory("\${USMP_APP_SUBDIR}" usmp)
+else()
+  find_package(usmp CONFIG REQUIRED)
+  message(STATUS "found usmp \${usmp_VERSION} (Rust target '\${usmp_RUST_TARGET}', sockets \${usmp_HAS_SOCKETS})")
+endif()
+add_executable(app main.c)
+target_compile_definitions(app PRIVATE USMP_DEFAULT_KEEPALIVE_MS=1234)
+target_link_libraries(app PRIVATE usmp::usmp)
+EOF
+check "configure a consumer with add_subdirectory(unpacked archive)" \
+  cmake -S "$work/app" -B "$work/b-sub" "${gen[@]}" -DUSMP_APP_SUBDIR="$up"
+check "build it (cargo runs inside the consumer's build tree)" cmake --build "$work/b-sub"
+[ -f "$work/b-sub/usmp/cargo/release/libusmp.a" ] && ok "Rust core built in the build tree" \
+  || bad "no Rust core in $work/b-sub/usmp/cargo/release"
+check "run it: version $version, usmp_config.h defaults, POSIX hooks" "$work/b-sub/app" "$version"
+sed 's/^/     /' "$work/last.log"
+
+# --- 3. cmake --install + find_package ------------------------------------------------------
+step "cmake --install of the unpacked archive, then find_package(usmp CONFIG)"
+check "configure the archive as a top-level project" \
+  cmake -S "$up" -B "$work/b-top" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release
+check "build it" cmake --build "$work/b-top"
+check "install it to a prefix" cmake --install "$work/b-top" --prefix "$work/prefix"
+for f in include/usmp.h include/usmp_config.h lib/libusmp.a lib/libusmp_glue.a \
+         lib/cmake/usmp/usmpConfig.cmake lib/cmake/usmp/usmpConfigVersion.cmake \
+         lib/cmake/usmp/usmpTargets.cmake; do
+  [ -f "$work/prefix/$f" ] && ok "installed $f" || bad "not installed: $f"
+done
+check "configure a consumer with find_package(usmp CONFIG REQUIRED)" \
+  cmake -S "$work/app" -B "$work/b-pkg" "${gen[@]}" -DCMAKE_PREFIX_PATH="$work/prefix"
+grep -q "found usmp $version" "$work/last.log" && ok "find_package reports usmp $version" \
+  || bad "find_package did not report usmp $version"
+check "build it against the installed package" cmake --build "$work/b-pkg"
+check "run it" "$work/b-pkg/app" "$version"
+# SameMinorVersion: 0.1.x satisfies find_package(usmp 0.1), not 0.2 or 1.0.
+cat >"$work/version-check.cmake" <<'EOF'
+foreach(want IN ITEMS "${SAME}" 999.0)
+  string(REPLACE "." ";" parts "${want}")
+  list(GET parts 0 PACKAGE_FIND_VERSION_MAJOR)
+  list(GET parts 1 PACKAGE_FIND_VERSION_MINOR)
+  set(PACKAGE_FIND_VERSION "${want}")
+  set(PACKAGE_FIND_VERSION_RANGE FALSE)
+  set(CMAKE_SIZEOF_VOID_P 8)
+  unset(PACKAGE_VERSION_COMPATIBLE)
+  include("${FILE}")
+  message("${want}=${PACKAGE_VERSION_COMPATIBLE}")
+endforeach()
+EOF
+same=$(echo "$version" | cut -d. -f1,2)
+vc=$(cmake -DSAME="$same" -DFILE="$work/prefix/lib/cmake/usmp/usmpConfigVersion.cmake" \
+       -P "$work/version-check.cmake" 2>&1 | tr '\n' ' ')
+case "$vc" in
+  "$same=TRUE 999.0=FALSE "*) ok "usmpConfigVersion.cmake: $vc" ;;
+  *) bad "usmpConfigVersion.cmake: $vc (want $same=TRUE 999.0=FALSE)" ;;
+esac
+
+# --- 4. Cross: Cortex-M4 with an empty USMP_RUST_TARGET -------------------------------------
+step "cross build for Cortex-M4 (hard float) with an empty USMP_RUST_TARGET"
+mkdir -p "$work/tc"
+cat >"$work/tc/cortex-m4.cmake" <<'EOF'
+set(CMAKE_SYSTEM_NAME Generic)
+set(CMAKE_SYSTEM_PROCESSOR arm)
+set(CMAKE_C_COMPILER arm-none-eabi-gcc)
+set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
+set(CMAKE_C_FLAGS_INIT "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16")
+EOF
+cat >"$work/tc/cortex-a9.cmake" <<'EOF'
+set(CMAKE_SYSTEM_NAME Generic)
+set(CMAKE_SYSTEM_PROCESSOR arm)
+set(CMAKE_C_COMPILER arm-none-eabi-gcc)
+set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
+set(CMAKE_C_FLAGS_INIT "-mcpu=cortex-a9")
+EOF
+check "configure the unpacked archive with the arm-none-eabi toolchain file" \
+  cmake -S "$up" -B "$work/b-m4" "${gen[@]}" -DCMAKE_TOOLCHAIN_FILE="$work/tc/cortex-m4.cmake" \
+        -DUSMP_RUST_TARGET=
+grep -q "usmp: Rust target thumbv7em-none-eabihf" "$work/last.log" \
+  && ok "picked thumbv7em-none-eabihf: $(grep -o 'usmp: Rust target.*' "$work/last.log" | cut -c1-110)" \
+  || bad "did not pick thumbv7em-none-eabihf"
+check "build it (the core alone: bare metal has no socket glue)" cmake --build "$work/b-m4"
+check "install it" cmake --install "$work/b-m4" --prefix "$work/prefix-m4"
+[ -f "$work/prefix-m4/lib/libusmp.a" ] && ok "installed the thumbv7em core" || bad "no core installed"
+mkdir -p "$work/probe"
+cp "$root/tools/size/probe.c" "$work/probe/probe.c"
+cat >"$work/probe/CMakeLists.txt" <<'EOF'
+cmake_minimum_required(VERSION 3.16)
+project(usmp_probe C)
+find_package(usmp CONFIG REQUIRED)
+add_executable(probe.elf probe.c)
+target_compile_options(probe.elf PRIVATE -Os -ffreestanding -ffunction-sections -fdata-sections)
+target_link_options(probe.elf PRIVATE -nostdlib -nostartfiles -Wl,--gc-sections
+                    -Wl,-e,Reset_Handler -Wl,-z,noexecstack)
+target_link_libraries(probe.elf PRIVATE usmp::usmp gcc)
+EOF
+check "configure the bare-metal probe (find_package, Cortex-M4)" \
+  cmake -S "$work/probe" -B "$work/b-probe" "${gen[@]}" \
+        -DCMAKE_TOOLCHAIN_FILE="$work/tc/cortex-m4.cmake" -DCMAKE_PREFIX_PATH="$work/prefix-m4"
+check "link tools/size/probe.c (the whole C API) with --gc-sections" cmake --build "$work/b-probe"
+if arm-none-eabi-nm "$work/b-probe/probe.elf" 2>/dev/null | grep -q ' T usmp_connect$'; then
+  ok "probe.elf: $(arm-none-eabi-size "$work/b-probe/probe.elf" | tail -1 | awk '{print "text " $1 ", data " $2 ", bss " $3}')"
+else
+  bad "probe.elf lacks usmp_connect"
+fi
+if cmake -S "$up" -B "$work/b-a9" "${gen[@]}" -DCMAKE_TOOLCHAIN_FILE="$work/tc/cortex-a9.cmake" \
+     >"$work/last.log" 2>&1; then
+  bad "a Cortex-A9 bare-metal toolchain configured without USMP_RUST_TARGET"
+elif grep -q "Set USMP_RUST_TARGET" "$work/last.log"; then
+  ok "no Rust mapping (Cortex-A9, bare metal): configuration stops naming USMP_RUST_TARGET"
+else
+  bad "Cortex-A9: failed, but without the USMP_RUST_TARGET message"; tail -20 "$work/last.log"
+fi
+
+# --- 5. The prebuilt RISC-V core links with ESP-IDF's flags ---------------------------------
+step "the shipped riscv32imc core links with ESP-IDF's RISC-V flags"
+if command -v riscv64-unknown-elf-gcc >/dev/null; then
+  check "link probe.c with lib/riscv32imc-unknown-none-elf/libusmp.a (-march=rv32imc_zicsr_zifencei)" \
+    riscv64-unknown-elf-gcc -march=rv32imc_zicsr_zifencei -mabi=ilp32 -Os -ffreestanding \
+      -ffunction-sections -fdata-sections -I"$up/include" -nostdlib -nostartfiles \
+      -Wl,--gc-sections -Wl,-e,Reset_Handler "$root/tools/size/probe.c" \
+      "$up/lib/riscv32imc-unknown-none-elf/libusmp.a" -lgcc -o "$work/probe-rv32imc.elf"
+else
+  bad "riscv64-unknown-elf-gcc missing (apt-get install gcc-riscv64-unknown-elf)"
+fi
+
+printf '\ncomponent: %d passed, %d failed\n' "$passed" "$failed"
+[ "$failed" -eq 0 ]
