@@ -71,6 +71,9 @@ USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/interop -q -
 step "STM32F405 firmware (examples/stm32_uart) in QEMU netduinoplus2, USART1 bridged to the real gateways"
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/stm32 -q -rA
 
+step "packaging: ESP-IDF component archive (compote), add_subdirectory/find_package consumers, Cortex-M4 cross defaults"
+tests/component/test_component.sh
+
 step "size report (thumbv7em-none-eabihf, thumbv6m-none-eabi, riscv32imc; real --gc-sections link)"
 tools/size/size-report.sh
 passed=$((passed + 1))
