@@ -232,9 +232,19 @@ void usmp_esp_kconfig_include(void)
 {
 }
 
-/* menuconfig's log level ("Component config -> USMP") before app_main runs. An application
- * may still change it with usmp_set_log_level(). */
+/* menuconfig's log level and session defaults ("Component config -> USMP") before app_main
+ * runs. An application may still change them (usmp_set_log_level, usmp_set_defaults, or
+ * the usmp_t fields). */
 __attribute__((constructor)) static void usmp_esp_apply_kconfig(void)
 {
     usmp_config_apply_log_level();
+    /* menuconfig's session defaults, for every usmp_t whose fields the app leaves at 0
+     * (an application written for the original component included). */
+    const usmp_defaults_t d = {
+        .protocol_version = (uint8_t)(USMP_DEFAULT_PROTOCOL_VERSION),
+        .retransmit_attempts = (uint8_t)(USMP_DEFAULT_RETRANSMIT_ATTEMPTS),
+        .keepalive_ms = (uint32_t)(USMP_DEFAULT_KEEPALIVE_MS),
+        .retransmit_timeout_ms = (uint32_t)(USMP_DEFAULT_RETRANSMIT_TIMEOUT_MS),
+    };
+    (void)usmp_set_defaults(&d);
 }

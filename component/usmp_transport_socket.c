@@ -1,12 +1,14 @@
 /*
- * USMP TCP transport over BSD sockets.
+ * USMP socket transports over BSD sockets: TCP (a byte stream) and UDP (datagrams).
  *
  * One file for POSIX hosts and for lwIP (ESP-IDF): it uses only socket, connect, send,
  * recv, select, getaddrinfo, setsockopt and close, all of which lwIP provides. Sockets
  * stay blocking (no fcntl); every wait goes through select() with a deadline.
  *
- * Framing: the Rust core owns the wire format. This file reads the 12-byte header, asks
- * usmp_frame_size() how long the frame is, and reads the rest. Nothing else is parsed.
+ * Framing: the Rust core owns the wire format. The TCP transport reads the 12-byte header,
+ * asks usmp_frame_size() how long the frame is, and reads the rest. The UDP transport moves
+ * whole datagrams and parses nothing: acknowledgements, retransmission, the replay window
+ * and the v2 cookie round are the library's (flags = USMP_TRANSPORT_DATAGRAM).
  *
  * SPDX-License-Identifier: Apache-2.0
  */
@@ -184,7 +186,7 @@ static int tcp_recv(usmp_transport_t *t, uint8_t *buf, size_t max_len)
     return total;
 }
 
-static int tcp_available(usmp_transport_t *t)
+static int sock_available(usmp_transport_t *t)
 {
     usmp_socket_ctx_t *c = ctx_of(t);
     if (c == NULL || c->sock < 0) {
@@ -193,13 +195,16 @@ static int tcp_available(usmp_transport_t *t)
     return wait_fd(c->sock, WAIT_READ, 0);
 }
 
-static void tcp_close(usmp_transport_t *t)
+static void sock_close(usmp_transport_t *t)
 {
     close_sock(ctx_of(t));
 }
 
-/* Resolves c->host and connects to the first address that answers. 0 / -1. */
-static int dial(usmp_socket_ctx_t *c)
+/* Resolves c->host and connects a socket of `socktype` (SOCK_STREAM or SOCK_DGRAM) to the
+ * first address that accepts it. 0 / -1. A datagram connect() only fixes the peer address
+ * (nothing is sent), so UDP takes the first resolved address that has a route; pass an
+ * address literal when a name resolves to several families. */
+static int dial(usmp_socket_ctx_t *c, int socktype)
 {
     char service[12];
     struct addrinfo hints;
@@ -209,8 +214,8 @@ static int dial(usmp_socket_ctx_t *c)
     (void)snprintf(service, sizeof service, "%d", c->port);
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_socktype = socktype;
+    hints.ai_protocol = (socktype == SOCK_STREAM) ? IPPROTO_TCP : IPPROTO_UDP;
 #ifdef AI_NUMERICSERV
     hints.ai_flags = AI_NUMERICSERV;
 #endif
@@ -227,8 +232,10 @@ static int dial(usmp_socket_ctx_t *c)
             continue;
         }
         int one = 1;
-        /* Frames are small and latency-bound: no Nagle delay. A failure only costs speed. */
-        (void)setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, (socklen_t)sizeof one);
+        if (socktype == SOCK_STREAM) {
+            /* Frames are small and latency-bound: no Nagle delay. A failure only costs speed. */
+            (void)setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, (socklen_t)sizeof one);
+        }
 #ifdef SO_NOSIGPIPE
         (void)setsockopt(s, SOL_SOCKET, SO_NOSIGPIPE, &one, (socklen_t)sizeof one);
 #endif
@@ -245,10 +252,10 @@ static int tcp_reconnect(usmp_transport_t *t)
     if (c == NULL) {
         return -1;
     }
-    return dial(c);
+    return dial(c, SOCK_STREAM);
 }
 
-static void tcp_destroy(usmp_transport_t *t)
+static void sock_destroy(usmp_transport_t *t)
 {
     usmp_socket_ctx_t *c = ctx_of(t);
     if (c == NULL) {
@@ -262,10 +269,156 @@ static void tcp_destroy(usmp_transport_t *t)
 }
 
 /* ----------------------------------------------------------------------------------- */
+/* UDP: one frame per datagram on a connect()ed socket                                 */
+/*
+ * The transport only moves datagrams. The library acknowledges, retransmits, filters
+ * duplicates and forgeries and runs the v2 cookie round itself (flags =
+ * USMP_TRANSPORT_DATAGRAM), so nothing here looks inside a datagram.
+ *
+ * Errors that are not the socket's fault are not fatal. On a connect()ed UDP socket an ICMP
+ * "port unreachable" (the gateway is down or restarting) or "host/net unreachable" for an
+ * EARLIER datagram is reported once, by the next send() or recv() (ECONNREFUSED,
+ * EHOSTUNREACH, ...). Reporting it as -1 would end the session at once and, during
+ * usmp_connect, turn "gateway restarting" into a misleading USMP_ERR_REJECTED; the ICMP
+ * message is also unauthenticated, and lwIP does not report it at all. So recv treats it
+ * as "nothing arrived" and keeps waiting, and send retries once (the error was consumed by
+ * the failed call; that datagram never left) and otherwise counts the datagram as lost.
+ * Whether the gateway is alive is decided in one place, by the library's retransmission:
+ * a dead gateway surfaces as USMP_ERR_TIMEOUT from usmp_send/usmp_connect.
+ *
+ * A datagram larger than max_len is not a frame of ours (frames are at most 492 bytes): it
+ * is read, dropped, and the wait goes on. Linux reports its real length with MSG_TRUNC;
+ * where recv() has no such flag (lwIP, BSDs) the stack truncates it to max_len and the
+ * library rejects it as malformed (counted in usmp_stats_t.rejected). Empty datagrams are
+ * dropped too.
+ */
+
+#if defined(__linux__) && defined(MSG_TRUNC)
+#define USMP_UDP_RECV_FLAGS MSG_TRUNC /* recv returns the datagram's full length */
+#else
+#define USMP_UDP_RECV_FLAGS 0
+#endif
+
+/* Errors of a datagram socket that mean "this datagram was lost", not "the socket is
+ * broken": pending ICMP errors of an earlier datagram, and local congestion. */
+static bool udp_transient(int e)
+{
+    switch (e) {
+    case EINTR:
+    case EAGAIN:
+#if defined(EWOULDBLOCK) && EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+    case ECONNREFUSED:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+#ifdef EHOSTDOWN
+    case EHOSTDOWN:
+#endif
+#ifdef ENETDOWN
+    case ENETDOWN:
+#endif
+    case ENOBUFS:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int udp_send(usmp_transport_t *t, const uint8_t *data, size_t len)
+{
+    usmp_socket_ctx_t *c = ctx_of(t);
+    if (c == NULL || c->sock < 0 || data == NULL || len == 0 || len > USMP_MAX_FRAME_SIZE) {
+        return -1;
+    }
+    /* A failed send() consumes a pending ICMP error without sending: one retry sends it. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        ssize_t n = send(c->sock, data, len, USMP_SEND_FLAGS);
+        if (n == (ssize_t)len) {
+            return 0;
+        }
+        if (n >= 0) {
+            close_sock(c); /* a datagram socket never sends part of a datagram */
+            return -1;
+        }
+        if (!udp_transient(errno)) {
+            close_sock(c);
+            return -1;
+        }
+    }
+    return 0; /* counted as lost on the way: the library retransmits or times out */
+}
+
+/* Waits up to `timeout_ms` (0 = poll) for one datagram of at most `max_len` bytes.
+ * Its length, 0 when none arrived in time, -1 when the socket failed (then closed). */
+static int udp_recv_wait(usmp_transport_t *t, uint8_t *buf, size_t max_len, uint32_t timeout_ms)
+{
+    usmp_socket_ctx_t *c = ctx_of(t);
+    if (c == NULL || c->sock < 0 || buf == NULL || max_len == 0) {
+        return -1;
+    }
+    if (max_len > (size_t)INT32_MAX) {
+        max_len = (size_t)INT32_MAX;
+    }
+    uint32_t start = usmp_port_millis();
+    for (;;) {
+        uint32_t spent = usmp_port_millis() - start;
+        uint32_t left = (spent >= timeout_ms) ? 0u : timeout_ms - spent;
+        int w = wait_fd(c->sock, WAIT_READ, left);
+        if (w == 0) {
+            return 0;
+        }
+        if (w < 0) {
+            close_sock(c);
+            return -1;
+        }
+        ssize_t n = recv(c->sock, buf, max_len, USMP_UDP_RECV_FLAGS);
+        if (n > 0 && (size_t)n <= max_len) {
+            return (int)n;
+        }
+        /* n > max_len: oversize (MSG_TRUNC), dropped. n == 0: an empty datagram, dropped.
+         * n < 0: a pending ICMP error or a spurious wake-up means nothing arrived. */
+        if (n < 0 && !udp_transient(errno)) {
+            close_sock(c);
+            return -1;
+        }
+        if (usmp_port_millis() - start >= timeout_ms) {
+            return 0; /* deadline passed (or a poll): let the caller come back */
+        }
+    }
+}
+
+static int udp_recv(usmp_transport_t *t, uint8_t *buf, size_t max_len)
+{
+    usmp_socket_ctx_t *c = ctx_of(t);
+    if (c == NULL) {
+        return -1;
+    }
+    return udp_recv_wait(t, buf, max_len, c->recv_timeout_ms);
+}
+
+static int udp_recv_timeout(usmp_transport_t *t, uint8_t *buf, size_t max_len,
+                            uint32_t timeout_ms)
+{
+    return udp_recv_wait(t, buf, max_len, timeout_ms);
+}
+
+static int udp_reconnect(usmp_transport_t *t)
+{
+    usmp_socket_ctx_t *c = ctx_of(t);
+    if (c == NULL) {
+        return -1;
+    }
+    /* A new socket, hence a new source port: the gateway (which demultiplexes by address)
+     * sees a new peer, and no datagram of the old session can reach the new one. */
+    return dial(c, SOCK_DGRAM);
+}
+
+/* ----------------------------------------------------------------------------------- */
 /* Public functions                                                                    */
 
 /* Fills `c` from the arguments (checked) and dials. 0 / -1 (the socket is then closed). */
-static int setup(usmp_socket_ctx_t *c, const char *host, int port, bool heap)
+static int setup(usmp_socket_ctx_t *c, const char *host, int port, bool heap, int socktype)
 {
     size_t n = strlen(host);
     memset(c, 0, sizeof *c);
@@ -277,22 +430,31 @@ static int setup(usmp_socket_ctx_t *c, const char *host, int port, bool heap)
     memcpy(c->host, host, n + 1);
     c->port = port;
     c->recv_timeout_ms = USMP_TRANSPORT_RECV_TIMEOUT_MS;
-    return dial(c);
+    return dial(c, socktype);
 }
 
-static void fill(usmp_transport_t *t, usmp_socket_ctx_t *c)
+static void fill(usmp_transport_t *t, usmp_socket_ctx_t *c, int socktype)
 {
     memset(t, 0, sizeof *t);
-    t->send = tcp_send;
-    t->recv = tcp_recv;
-    t->close = tcp_close;
-    t->reconnect = tcp_reconnect;
-    t->available = tcp_available;
-    t->destroy = tcp_destroy;
+    if (socktype == SOCK_STREAM) {
+        t->send = tcp_send;
+        t->recv = tcp_recv;
+        t->reconnect = tcp_reconnect;
+    } else {
+        t->send = udp_send;
+        t->recv = udp_recv;
+        t->reconnect = udp_reconnect;
+        t->recv_timeout = udp_recv_timeout;
+        t->flags = USMP_TRANSPORT_DATAGRAM;
+    }
+    /* available (a zero-timeout select), close and destroy serve both socket types. */
+    t->close = sock_close;
+    t->available = sock_available;
+    t->destroy = sock_destroy;
     t->ctx = c;
 }
 
-int usmp_transport_tcp_init(usmp_transport_t *t, const char *host, int port)
+static int init_heap(usmp_transport_t *t, const char *host, int port, int socktype)
 {
     if (t == NULL) {
         return -1;
@@ -305,16 +467,16 @@ int usmp_transport_tcp_init(usmp_transport_t *t, const char *host, int port)
     if (c == NULL) {
         return -1;
     }
-    if (setup(c, host, port, true) != 0) {
+    if (setup(c, host, port, true, socktype) != 0) {
         free(c);
         return -1;
     }
-    fill(t, c);
+    fill(t, c, socktype);
     return 0;
 }
 
-int usmp_transport_tcp_init_static(usmp_transport_t *t, usmp_socket_ctx_t *ctx,
-                                   const char *host, int port)
+static int init_static(usmp_transport_t *t, usmp_socket_ctx_t *ctx, const char *host, int port,
+                       int socktype)
 {
     if (t == NULL) {
         return -1;
@@ -328,11 +490,33 @@ int usmp_transport_tcp_init_static(usmp_transport_t *t, usmp_socket_ctx_t *ctx,
         ctx->sock = -1;
         return -1;
     }
-    if (setup(ctx, host, port, false) != 0) {
+    if (setup(ctx, host, port, false, socktype) != 0) {
         return -1;
     }
-    fill(t, ctx);
+    fill(t, ctx, socktype);
     return 0;
+}
+
+int usmp_transport_tcp_init(usmp_transport_t *t, const char *host, int port)
+{
+    return init_heap(t, host, port, SOCK_STREAM);
+}
+
+int usmp_transport_tcp_init_static(usmp_transport_t *t, usmp_socket_ctx_t *ctx,
+                                   const char *host, int port)
+{
+    return init_static(t, ctx, host, port, SOCK_STREAM);
+}
+
+int usmp_transport_udp_init(usmp_transport_t *t, const char *host, int port)
+{
+    return init_heap(t, host, port, SOCK_DGRAM);
+}
+
+int usmp_transport_udp_init_static(usmp_transport_t *t, usmp_socket_ctx_t *ctx,
+                                   const char *host, int port)
+{
+    return init_static(t, ctx, host, port, SOCK_DGRAM);
 }
 
 int usmp_transport_set_timeout(usmp_transport_t *t, uint32_t ms)

@@ -217,6 +217,29 @@ typedef enum usmp_err_t {
 } usmp_err_t;
 
 /**
+ * Process-wide defaults for the settings of a `usmp_t` that the application leaves at 0
+ * (`usmp_set_defaults`). The ESP-IDF component fills them from menuconfig.
+ */
+typedef struct usmp_defaults_t {
+  /**
+   * Wire version for `protocol_version` = 0 (0 here = v2).
+   */
+  uint8_t protocol_version;
+  /**
+   * Attempts per frame for `retransmit_attempts` = 0 (0 here = `USMP_RETRANSMIT_ATTEMPTS`).
+   */
+  uint8_t retransmit_attempts;
+  /**
+   * Keepalive for `keepalive_ms` = 0 (0 here = off).
+   */
+  uint32_t keepalive_ms;
+  /**
+   * Retransmission timeout for `retransmit_timeout_ms` = 0 (0 here = adaptive).
+   */
+  uint32_t retransmit_timeout_ms;
+} usmp_defaults_t;
+
+/**
  * A transport: function pointers the library calls, plus the transport's own `ctx`.
  * The first seven members are those of the original, in the same order; a transport
  * written for the original (members after `ctx` zero) is a byte-stream transport.
@@ -367,17 +390,29 @@ extern uint32_t usmp_port_millis(void);
 extern void usmp_port_log(char level, const char *tag, const char *msg);
 
 /**
+ * Sets process-wide defaults for the `usmp_t` settings an application leaves at 0; they
+ * are copied into the context by the next `usmp_connect`. NULL restores the library's
+ * own (v2, no keepalive, 5 attempts, adaptive timeout). An invalid wire version is refused
+ * with `USMP_ERR_INVALID_ARG`.
+ *
+ * # Safety
+ * `d` null or valid.
+ */
+int usmp_set_defaults(const struct usmp_defaults_t *d);
+
+/**
  * Connects: copies `*transport` into `ctx->transport` and runs the handshake over it
  * (blocking, at most `USMP_HANDSHAKE_TIMEOUT_MS`). The transport must already be dialled.
  * Keeps the application's settings (`psk`, `psk_len`, `keepalive_ms`, `protocol_version`,
- * retransmission); resets everything else. On failure the transport is closed and a
+ * retransmission; those left at 0 take the `usmp_set_defaults` values); resets the rest. On failure the transport is closed and a
  * negative `usmp_err_t` is returned.
  *
  * # Safety
  * `ctx` and `transport` must be null or valid pointers; `ctx->psk` must point to
  * `ctx->psk_len` readable bytes.
  */
-int usmp_connect(struct usmp_t *ctx, usmp_transport_t *transport);
+int usmp_connect(struct usmp_t *ctx,
+                 usmp_transport_t *transport);
 
 /**
  * Dials again through the stored transport's `reconnect` and runs a new handshake. Old

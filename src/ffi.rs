@@ -8,7 +8,7 @@
 
 use core::ffi::{c_char, c_int, c_void};
 use core::mem::{size_of, MaybeUninit};
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use zeroize::Zeroize;
 
@@ -210,6 +210,26 @@ pub struct usmp_stats_t {
     /// Acknowledgements ignored (unknown frame, bad or missing MAC).
     pub bad_acks: u32,
 }
+
+/// Process-wide defaults for the settings of a `usmp_t` that the application leaves at 0
+/// (`usmp_set_defaults`). The ESP-IDF component fills them from menuconfig.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct usmp_defaults_t {
+    /// Wire version for `protocol_version` = 0 (0 here = v2).
+    pub protocol_version: u8,
+    /// Attempts per frame for `retransmit_attempts` = 0 (0 here = `USMP_RETRANSMIT_ATTEMPTS`).
+    pub retransmit_attempts: u8,
+    /// Keepalive for `keepalive_ms` = 0 (0 here = off).
+    pub keepalive_ms: u32,
+    /// Retransmission timeout for `retransmit_timeout_ms` = 0 (0 here = adaptive).
+    pub retransmit_timeout_ms: u32,
+}
+
+static DEF_VERSION: AtomicU8 = AtomicU8::new(0);
+static DEF_ATTEMPTS: AtomicU8 = AtomicU8::new(0);
+static DEF_KEEPALIVE: AtomicU32 = AtomicU32::new(0);
+static DEF_RTO: AtomicU32 = AtomicU32::new(0);
 
 extern "C" {
     /// Write the 6-byte device id into `out` (`len` >= 6). 0 = ok, -1 = failure.
@@ -701,10 +721,57 @@ fn connect_with(ctx: *mut usmp_t, l: &mut Link<'_>) -> Result<(), Error> {
     r
 }
 
+/// Fills the settings the application left at 0 from `usmp_set_defaults`.
+///
+/// # Safety
+/// `ctx` must be valid.
+unsafe fn apply_defaults(ctx: *mut usmp_t) {
+    // SAFETY: caller contract; plain field accesses.
+    unsafe {
+        if (*ctx).protocol_version == 0 {
+            (*ctx).protocol_version = DEF_VERSION.load(Ordering::Relaxed);
+        }
+        if (*ctx).retransmit_attempts == 0 {
+            (*ctx).retransmit_attempts = DEF_ATTEMPTS.load(Ordering::Relaxed);
+        }
+        if (*ctx).keepalive_ms == 0 {
+            (*ctx).keepalive_ms = DEF_KEEPALIVE.load(Ordering::Relaxed);
+        }
+        if (*ctx).retransmit_timeout_ms == 0 {
+            (*ctx).retransmit_timeout_ms = DEF_RTO.load(Ordering::Relaxed);
+        }
+    }
+}
+
+/// Sets process-wide defaults for the `usmp_t` settings an application leaves at 0; they
+/// are copied into the context by the next `usmp_connect`. NULL restores the library's
+/// own (v2, no keepalive, 5 attempts, adaptive timeout). An invalid wire version is refused
+/// with `USMP_ERR_INVALID_ARG`.
+///
+/// # Safety
+/// `d` null or valid.
+#[no_mangle]
+pub unsafe extern "C" fn usmp_set_defaults(d: *const usmp_defaults_t) -> c_int {
+    let d = if d.is_null() {
+        usmp_defaults_t::default()
+    } else {
+        // SAFETY: non-null and valid per the contract.
+        unsafe { d.read() }
+    };
+    if Version::from_config(d.protocol_version).is_none() {
+        return Error::InvalidArg.code();
+    }
+    DEF_VERSION.store(d.protocol_version, Ordering::Relaxed);
+    DEF_ATTEMPTS.store(d.retransmit_attempts, Ordering::Relaxed);
+    DEF_KEEPALIVE.store(d.keepalive_ms, Ordering::Relaxed);
+    DEF_RTO.store(d.retransmit_timeout_ms, Ordering::Relaxed);
+    0
+}
+
 /// Connects: copies `*transport` into `ctx->transport` and runs the handshake over it
 /// (blocking, at most `USMP_HANDSHAKE_TIMEOUT_MS`). The transport must already be dialled.
 /// Keeps the application's settings (`psk`, `psk_len`, `keepalive_ms`, `protocol_version`,
-/// retransmission); resets everything else. On failure the transport is closed and a
+/// retransmission; those left at 0 take the `usmp_set_defaults` values); resets the rest. On failure the transport is closed and a
 /// negative `usmp_err_t` is returned.
 ///
 /// # Safety
@@ -712,9 +779,11 @@ fn connect_with(ctx: *mut usmp_t, l: &mut Link<'_>) -> Result<(), Error> {
 /// `ctx->psk_len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn usmp_connect(ctx: *mut usmp_t, transport: *mut usmp_transport_t) -> c_int {
-    if transport.is_null() {
+    if transport.is_null() || ctx.is_null() {
         return Error::InvalidArg.code();
     }
+    // SAFETY: non-null, caller contract.
+    unsafe { apply_defaults(ctx) };
     // SAFETY: caller contract. A stale copy is wiped by the first call and usable after.
     let mut l = match unsafe { link(ctx) }.or_else(|e| match e {
         Error::ContextMoved => unsafe { link(ctx) },

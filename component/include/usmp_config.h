@@ -7,6 +7,9 @@
  *   ctx.psk = key; ctx.psk_len = key_len;
  *   usmp_connect(&ctx, &tr);
  *
+ * The ESP-IDF component also hands these values to usmp_set_defaults() at startup, so any
+ * usmp_t whose fields stay 0 gets them at usmp_connect, with no call at all.
+ *
  * usmp_config_defaults() overwrites those four fields, so call it first and set your own
  * values after it. A context that never calls it keeps the library's defaults (every
  * field 0: wire v2, no keepalive, 5 attempts, adaptive retransmission timeout).
