@@ -86,8 +86,8 @@ int usmp_transport_tcp_init_static(usmp_transport_t *t, usmp_socket_ctx_t *ctx,
  * Datagrams larger than max_len (not frames: those are at most 492 bytes) and empty
  * datagrams are read, dropped, and the wait goes on (on stacks without recv(MSG_TRUNC),
  * e.g. lwIP, an oversize datagram arrives truncated and the library rejects it).
- * -1 only for a NULL t/ctx/buffer, a closed socket, or a socket error (the socket is then
- * closed).
+ * -1 only for a NULL t/ctx/buffer, a send of 0 or more than 492 bytes, a closed socket, or
+ * a socket error (the socket is then closed).
  */
 int usmp_transport_udp_init(usmp_transport_t *t, const char *host, int port);
 

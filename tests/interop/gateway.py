@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Test gateway for the interop suite: the REAL PyPI `usmp` server on 127.0.0.1.
+"""Test gateway for the interop suite: the REAL PyPI `usmp` server on 127.0.0.1,
+over TCP (default) or UDP (--proto udp: USMPServer(..., protocol="udp")).
 
 Run it with the interpreter of a virtualenv that has `usmp` installed:
 usmp==1.2.2 speaks wire v2 (0x02), usmp==0.5.1 speaks wire v1 (0x01). Both
@@ -18,8 +19,12 @@ uses to make the gateway act on its own:
                 "rekey-done" under the new keys. v1: reply "rekey-unsupported".
     cmd:bye     session.bye(): BYE, then the gateway closes the connection.
 
+UDP: cmd:stats also reports "gw_tx=T gw_retx=R", the frames this gateway sent
+to the session's address and how many of them were retransmissions (the same
+datagram again: the package's stop-and-wait ARQ).
+
 Output:
-  * stdout: one line ``READY tcp <port> usmp=<version> wire=0x0N`` once the
+  * stdout: one line ``READY tcp|udp <port> usmp=<version> wire=0x0N`` once the
     listening socket is bound (also written to --ready-file when given).
   * --log FILE: JSON lines, one per event, flushed at once. Every line has
     "t" (unix time), "ev" and, for session events, "sid" (1, 2, ... in order of
@@ -28,20 +33,32 @@ Output:
     ("len", "sha256", "cmd" when it is a command), ping_sent, rekey_sent,
     bye_sent, reply, closed ("reason", "exc", "last_frame"), and lib (a record of
     the package's own `usmp.*` loggers: "level", "logger", "msg").
+    UDP only: udp_hello ("len": 50 = plain HELLO, 66 = HELLO with the v2 cookie;
+    "addr"), hello_retry_sent ("addr", "len": the HELLO_RETRY frame the package
+    sent, i.e. the v2 cookie round), and frame_dropped (a frame the session read
+    but did not accept: duplicate, outside the window, not authentic).
 
 How frames are observed (the package has no event API for PING/PONG): the
 session's frame reader is wrapped (1.2.2: the method ``read_frame`` of this
 session's transport object; 0.5.1: the module function ``usmp._session.read_frame``
 that the session calls, dispatched by the session's stream reader). The wrapper
 only looks at the frames, it never changes them. A frame is logged as "frame"
-only once the package's ``recv()`` has accepted it, i.e. when ``recv()`` asks
-for the next frame or returns. On TCP the package checks the CRC, the AEAD tag
-and the exact sequence number of every session frame before it goes on, and any
-failure ends the session, so a logged frame was authentic and in order. Its "rx_t"
-is the time it was read (the line's "t" is the time it was accepted). A frame
+only once the package's ``recv()`` has accepted it. On TCP that is when
+``recv()`` asks for the next frame or returns: the package checks the CRC, the
+AEAD tag and the exact sequence number of every session frame before it goes
+on, and any failure ends the session, so a logged frame was authentic and in
+order. On UDP the session silently drops what fails (duplicates, forgeries), so
+instead the transport's ``confirm_authenticated(seq)`` is wrapped (both versions
+call it right after a frame passed decryption and the sequence/window check);
+a frame read but never confirmed is logged as "frame_dropped". Its "rx_t" is
+the time it was read (the line's "t" is the time it was accepted). A frame
 that made ``recv()`` raise is reported as "last_frame" of the "closed" event
-instead. To learn the bound port, ``asyncio.start_server`` (which both versions
-call to listen) is wrapped so the server object can be read.
+instead (on UDP, where the BYE is confirmed before it raises, the last accepted
+frame). To learn the bound port, ``asyncio.start_server`` (which both versions
+call to listen) is wrapped so the server object can be read; on UDP the
+package's ``ServerUDPProtocol.connection_made`` is wrapped to get the datagram
+transport, whose ``sendto`` is wrapped (read-only) to see HELLO_RETRY and count
+retransmissions, and ``datagram_received`` to see the HELLO sizes.
 
 Stop it with SIGTERM/SIGINT (1.2.2 shuts down cleanly; 0.5.1 just exits) or
 SIGKILL (the reconnect test simulates a crash that way).
@@ -105,20 +122,36 @@ def type_name(t: int) -> str:
 class FrameObserver:
     """Per-session bookkeeping of the frames the package's recv() accepted."""
 
-    def __init__(self, log: EventLog, sid: int, session_hex: str) -> None:
+    def __init__(self, log: EventLog, sid: int, session_hex: str, udp: bool = False) -> None:
         self.log = log
         self.sid = sid
         self.session_hex = session_hex
+        self.udp = udp
         self.pending: Any = None
         self.pending_t = 0.0
         self.counts: dict[str, int] = {}
         self.frames = 0
+        self.dropped = 0
+        self.last_committed: dict[str, Any] | None = None
 
     def on_read(self, frame: Any) -> None:
-        # recv() asked for another frame, so the previous one passed every check.
-        self.commit()
+        if self.udp:
+            # UDP: a frame is accepted only through confirm_authenticated(); one that is
+            # still pending when the next is read was dropped by the session.
+            if self.pending is not None:
+                f = self.pending
+                self.dropped += 1
+                self.log.write("frame_dropped", sid=self.sid, type=type_name(int(f.type)),
+                               seq=int(f.seq), len=int(f.length))
+        else:
+            # TCP: recv() asked for another frame, so the previous one passed every check.
+            self.commit()
         self.pending = frame
         self.pending_t = time.time()
+
+    def on_confirm(self, seq: int) -> None:
+        if self.pending is not None and int(self.pending.seq) == int(seq):
+            self.commit()
 
     def commit(self) -> None:
         f = self.pending
@@ -129,13 +162,14 @@ class FrameObserver:
         name = type_name(int(f.type))
         self.counts[name] = self.counts.get(name, 0) + 1
         self.frames += 1
+        self.last_committed = {"type": name, "seq": int(f.seq), "len": int(f.length)}
         self.log.write("frame", sid=self.sid, session=self.session_hex, type=name, seq=int(f.seq),
                        len=int(f.length), rx_t=round(self.pending_t_committed, 4))
 
     def last_frame(self) -> dict[str, Any] | None:
         f = self.pending
         if f is None:
-            return None
+            return self.last_committed if self.udp else None
         return {"type": type_name(int(f.type)), "seq": int(f.seq), "len": int(f.length)}
 
 
@@ -156,7 +190,21 @@ def _install_v1_reader_hook() -> None:
     usmp_session_mod.read_frame = observed_read_frame
 
 
+def _hook_confirm(stream: Any, obs: FrameObserver) -> None:
+    orig = getattr(stream, "confirm_authenticated", None)
+    if orig is None:
+        return
+
+    def observed_confirm(seq: int) -> None:
+        orig(seq)
+        obs.on_confirm(seq)
+
+    stream.confirm_authenticated = observed_confirm  # instance attribute: this session only
+
+
 def attach_observer(session: Any, obs: FrameObserver) -> None:
+    if obs.udp:
+        _hook_confirm(getattr(session, "_transport", None) or session._reader, obs)
     transport = getattr(session, "_transport", None)
     if transport is not None and hasattr(transport, "read_frame"):
         orig = transport.read_frame
@@ -185,9 +233,75 @@ def _install_start_server_hook() -> None:
     asyncio.start_server = recording_start_server  # type: ignore[assignment]
 
 
+class UdpWatch:
+    """Read-only view of the UDP gateway's datagrams: HELLO sizes in, HELLO_RETRY and
+    retransmissions out. Installed on the package's ServerUDPProtocol (both versions)."""
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+        self.transports: list[Any] = []
+        self.last_tx: dict[tuple[str, int], bytes] = {}
+        self.tx: dict[tuple[str, int], int] = {}
+        self.retx: dict[tuple[str, int], int] = {}
+
+    def on_datagram(self, data: bytes, addr: Any) -> None:
+        if len(data) >= 12 and data[:2] == b"\xcd\xab" and data[3] == 0x01:
+            self.log.write("udp_hello", addr=f"{addr[0]}:{addr[1]}", len=len(data))
+
+    def on_sendto(self, data: bytes, addr: Any) -> None:
+        if addr is None or len(data) < 12 or data[:2] != b"\xcd\xab":
+            return  # UTACKs and anything else: not counted
+        key = (addr[0], addr[1])
+        self.tx[key] = self.tx.get(key, 0) + 1
+        if self.last_tx.get(key) == bytes(data):
+            self.retx[key] = self.retx.get(key, 0) + 1
+        self.last_tx[key] = bytes(data)
+        if data[3] == 0x0A:
+            self.log.write("hello_retry_sent", addr=f"{addr[0]}:{addr[1]}", len=len(data))
+
+    def install(self) -> None:
+        from usmp.transport import udp as udp_mod
+
+        cls = udp_mod.ServerUDPProtocol
+        orig_made = cls.connection_made
+        orig_rx = cls.datagram_received
+        watch = self
+
+        def connection_made(proto: Any, transport: Any) -> None:
+            orig_made(proto, transport)
+            watch.transports.append(transport)
+            orig_sendto = transport.sendto
+
+            def sendto(data: Any, addr: Any = None) -> None:
+                try:
+                    watch.on_sendto(bytes(data), addr)
+                except Exception:  # noqa: BLE001 - observing must never break the gateway
+                    pass
+                orig_sendto(data, addr)
+
+            transport.sendto = sendto  # instance attribute of this endpoint only
+
+        def datagram_received(proto: Any, data: bytes, addr: Any) -> None:
+            try:
+                watch.on_datagram(data, addr)
+            except Exception:  # noqa: BLE001
+                pass
+            orig_rx(proto, data, addr)
+
+        cls.connection_made = connection_made
+        cls.datagram_received = datagram_received
+
+
+def session_addr(session: Any) -> tuple[str, int] | None:
+    stream = getattr(session, "_transport", None) or getattr(session, "_reader", None)
+    addr = getattr(stream, "_remote_addr", None)
+    return (addr[0], addr[1]) if addr else None
+
+
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any free port)")
+    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = any free port)")
+    ap.add_argument("--proto", choices=("tcp", "udp"), default="tcp", help="transport (default tcp)")
     k = ap.add_mutually_exclusive_group()
     k.add_argument("--psk", help="PSK as text (UTF-8)")
     k.add_argument("--psk-hex", help="PSK as hex")
@@ -199,11 +313,11 @@ def parse_args() -> argparse.Namespace:
     return ap.parse_args()
 
 
-async def run(args: argparse.Namespace, log: EventLog) -> int:
+async def run(args: argparse.Namespace, log: EventLog, watch: UdpWatch | None) -> int:
     psk = bytes.fromhex(args.psk_hex) if args.psk_hex else (args.psk or "usmp-dev-psk-change-me-before-prod").encode()
     server = usmp.USMPServer(host="127.0.0.1", port=args.port, psk=psk,
                              handshake_timeout=args.handshake_timeout,
-                             session_timeout=args.session_timeout, protocol="tcp")
+                             session_timeout=args.session_timeout, protocol=args.proto)
     counter = {"n": 0}
 
     @server.on_session
@@ -211,7 +325,7 @@ async def run(args: argparse.Namespace, log: EventLog) -> int:
         counter["n"] += 1
         sid = counter["n"]
         shex = session.session_id
-        obs = FrameObserver(log, sid, shex)
+        obs = FrameObserver(log, sid, shex, udp=args.proto == "udp")
         attach_observer(session, obs)
         log.write("session_open", sid=sid, session=shex, device=session.device_id)
         msgs = 0
@@ -243,6 +357,10 @@ async def run(args: argparse.Namespace, log: EventLog) -> int:
                     text = (f"msgs={msgs - 1} lens={','.join(map(str, lens))} "
                             f"pings={obs.counts.get('PING', 0)} pongs={obs.counts.get('PONG', 0)} "
                             f"rekeys={obs.counts.get('REKEY', 0)} rekeys_sent={rekeys_sent} frames={obs.frames}")
+                    if watch is not None:
+                        addr = session_addr(session)
+                        text += (f" dropped={obs.dropped} gw_tx={watch.tx.get(addr, 0)}"
+                                 f" gw_retx={watch.retx.get(addr, 0)}")
                     await reply(text.encode())
                 elif cmd == "rekey":
                     if hasattr(session, "rekey"):
@@ -270,7 +388,7 @@ async def run(args: argparse.Namespace, log: EventLog) -> int:
 
     serve_task = asyncio.ensure_future(server.serve())
     deadline = time.monotonic() + 10.0
-    while not _bound_servers:
+    while not (watch.transports if watch is not None else _bound_servers):
         if serve_task.done():
             serve_task.result()  # raises, e.g. address in use
             return 2
@@ -278,9 +396,12 @@ async def run(args: argparse.Namespace, log: EventLog) -> int:
             print("gateway: listener did not start", file=sys.stderr)
             return 2
         await asyncio.sleep(0.01)
-    port = _bound_servers[0].sockets[0].getsockname()[1]
-    line = f"READY tcp {port} usmp={usmp.__version__} wire=0x{WIRE:02X}"
-    log.write("listening", port=port, usmp=usmp.__version__, wire=WIRE, pid=os.getpid())
+    if watch is not None:
+        port = watch.transports[0].get_extra_info("sockname")[1]
+    else:
+        port = _bound_servers[0].sockets[0].getsockname()[1]
+    line = f"READY {args.proto} {port} usmp={usmp.__version__} wire=0x{WIRE:02X}"
+    log.write("listening", proto=args.proto, port=port, usmp=usmp.__version__, wire=WIRE, pid=os.getpid())
     if args.ready_file:
         tmp = args.ready_file + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -304,8 +425,12 @@ def main() -> int:
     if hasattr(usmp_session_mod, "read_frame") and not hasattr(usmp_session_mod.USMPSession, "_send_encrypted_locked"):
         _install_v1_reader_hook()
     _install_start_server_hook()
+    watch = None
+    if args.proto == "udp":
+        watch = UdpWatch(log)
+        watch.install()
     try:
-        return asyncio.run(run(args, log))
+        return asyncio.run(run(args, log, watch))
     except KeyboardInterrupt:
         return 0
     except OSError as e:

@@ -1,14 +1,22 @@
 /*
  * Interop client: drives the usmp C API against a real gateway (tests/interop/gateway.py
- * around the PyPI `usmp` package) over TCP on loopback. Written only against the public
- * headers, like an application.
+ * around the PyPI `usmp` package) over TCP or UDP on loopback. Written only against the
+ * public headers, like an application.
  *
  *   interop_client --host 127.0.0.1 --port N --psk TEXT --proto-version 1|2 --scenario NAME
+ *                  [--proto tcp|udp] [--count N]
+ *
+ * --proto udp dials with usmp_transport_udp_init instead of usmp_transport_tcp_init; the
+ * rest of the application code is the same. Every UDP run ends with a line
+ * "STATS retransmits=R duplicates=D rejected=X bad_acks=B" (usmp_get_stats).
  *
  * Prints one line per step and exits 0 when the scenario passed, 1 when it failed
  * (naming the step and the usmp_err_name of any unexpected code), 2 on bad usage.
  * Scenarios: echo, too_big, keepalive, gw_ping, rekey_device, rekey_gateway, bye_device,
- * bye_gateway, wrong_psk, version_mismatch (alias v1_vs_v2), reconnect.
+ * bye_gateway, wrong_psk, version_mismatch (alias v1_vs_v2), reconnect, and two meant for
+ * UDP: mixed_echo (--count echoes of mixed sizes up to 1808, each checked to arrive intact,
+ * in order and exactly once; used through tests/interop/lossy_proxy.py) and bench
+ * (--count echoes of 452 bytes, timed: a line "BENCH msgs=N seconds=S rate=R").
  *
  * The gateway commands used here ("cmd:ping", "cmd:stats", "cmd:rekey", "cmd:bye") are
  * described in gateway.py. "reconnect" talks to the test runner on stdin/stdout: it prints
@@ -38,6 +46,8 @@ static const char *g_psk = NULL;
 static int g_version = 2;
 static const char *g_scenario = NULL;
 static uint32_t g_transport_timeout_ms = 100;
+static bool g_udp = false;
+static int g_count = 50;
 
 static usmp_transport_t g_tr;
 static bool g_tr_ready = false;
@@ -87,8 +97,11 @@ static const char *name(int code) { return usmp_err_name(code); }
  * when the dial itself failed). keepalive_ms is set before usmp_connect, as the API asks. */
 static int open_session(const char *psk, uint32_t keepalive_ms, uint64_t *elapsed_ms) {
   memset(&g_tr, 0, sizeof g_tr);
-  if (usmp_transport_tcp_init(&g_tr, g_host, g_port) != 0) {
-    step("usmp_transport_tcp_init(%s, %d) failed", g_host, g_port);
+  /* The only line that differs between TCP and UDP. */
+  int dial = g_udp ? usmp_transport_udp_init(&g_tr, g_host, g_port)
+                   : usmp_transport_tcp_init(&g_tr, g_host, g_port);
+  if (dial != 0) {
+    step("usmp_transport_%s_init(%s, %d) failed", g_udp ? "udp" : "tcp", g_host, g_port);
     return USMP_ERR_TRANSPORT_FAILED;
   }
   g_tr_ready = true;
@@ -112,8 +125,8 @@ static bool connect_ok(uint32_t keepalive_ms) {
   int rc = open_session(g_psk, keepalive_ms, &ms);
   if (rc != USMP_OK) return fail_code("usmp_connect", rc);
   if (!usmp_is_connected(&g_ctx)) return fail("usmp_is_connected is false after usmp_connect OK");
-  step("connected (wire v%d, %llu ms, library %s)", g_version, (unsigned long long)ms,
-       usmp_get_version());
+  step("connected (wire v%d over %s, %llu ms, library %s)", g_version, g_udp ? "UDP" : "TCP",
+       (unsigned long long)ms, usmp_get_version());
   return true;
 }
 
@@ -444,26 +457,110 @@ static bool sc_bye_gateway(void) {
   return echo_list(again, 2, 130);
 }
 
-static bool sc_expect_connect_failure(int expected, const char *label) {
+static bool sc_expect_connect_failure(int expected, const char *label, uint64_t limit_ms) {
   uint64_t ms = 0;
   int rc = open_session(g_psk, 0, &ms);
   printf("CONNECT_RESULT %s %llu ms\n", name(rc), (unsigned long long)ms);
   if (rc != expected)
     return fail("%s: usmp_connect returned %d (%s) after %llu ms, expected %s", label, rc,
                 name(rc), (unsigned long long)ms, name(expected));
-  if (ms >= 5000) return fail("%s: usmp_connect took %llu ms (limit 5000)", label,
-                              (unsigned long long)ms);
+  if (ms >= limit_ms) return fail("%s: usmp_connect took %llu ms (limit %llu)", label,
+                                  (unsigned long long)ms, (unsigned long long)limit_ms);
   step("%s: usmp_connect -> %s in %llu ms", label, name(rc), (unsigned long long)ms);
   if (!expect_connected(false, "after the failed connect")) return false;
   return expect_not_connected_send();
 }
 
 static bool sc_wrong_psk(void) {
-  return sc_expect_connect_failure(USMP_ERR_AUTH_FAILED, "wrong PSK");
+  /* TCP: the gateway hangs up after HELLO_ACK, which the library reads as a refused PSK.
+   * UDP: the gateway drops the session without a word (it acknowledged HELLO_ACK, but a
+   * UTACK only means "received"), so the device waits out USMP_HANDSHAKE_TIMEOUT_MS for
+   * a SESSION_OK that never comes: a refusal cannot be told from a dead link. */
+  if (g_udp)
+    return sc_expect_connect_failure(USMP_ERR_TIMEOUT, "wrong PSK",
+                                     USMP_HANDSHAKE_TIMEOUT_MS + 2000u);
+  return sc_expect_connect_failure(USMP_ERR_AUTH_FAILED, "wrong PSK", 5000);
 }
 
 static bool sc_version_mismatch(void) {
-  return sc_expect_connect_failure(USMP_ERR_REJECTED, "wire version mismatch");
+  if (g_udp)
+    return sc_expect_connect_failure(USMP_ERR_TIMEOUT, "wire version mismatch",
+                                     USMP_HANDSHAKE_TIMEOUT_MS + 2000u);
+  return sc_expect_connect_failure(USMP_ERR_REJECTED, "wire version mismatch", 5000);
+}
+
+/* The size of message i of mixed_echo: every 4th one a boundary size, the rest spread over
+ * 1..1808 by a fixed xorshift sequence (the same in every run). */
+static size_t mixed_size(int i) {
+  static const size_t edges[] = {452, 453, 1808, 904, 1, 1357, 905, 1356};
+  if (i % 4 == 3) return edges[(i / 4) % (sizeof edges / sizeof edges[0])];
+  uint32_t x = 0x2545F491u ^ ((uint32_t)i * 0x9E3779B9u);
+  for (int k = 0; k < 4; k++) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+  }
+  return 1 + (size_t)(x % USMP_MAX_MESSAGE_LEN);
+}
+
+static bool sc_mixed_echo(void) {
+  if (!connect_ok(0)) return false;
+  uint64_t t0 = now_ms();
+  size_t bytes = 0;
+  char want[4096];
+  size_t wl = (size_t)snprintf(want, sizeof want, "lens=");
+  for (int i = 0; i < g_count; i++) {
+    size_t len = mixed_size(i);
+    fill_pattern(g_tx, len, 1000u + (uint32_t)i); /* unique content per message */
+    char what[64];
+    snprintf(what, sizeof what, "echo #%d (%zu bytes)", i, len);
+    if (!send_msg(g_tx, len, what)) return false;
+    /* A duplicate or reordered delivery would show up here as a wrong length or content. */
+    if (!expect_bytes(g_tx, len, what)) return false;
+    bytes += len;
+    if (wl < sizeof want)
+      wl += (size_t)snprintf(want + wl, sizeof want - wl, "%s%zu", i ? "," : "", len);
+  }
+  step("%d echoes (%zu bytes each way) intact and in order in %llu ms", g_count, bytes,
+       (unsigned long long)(now_ms() - t0));
+  /* Exactly once: nothing more may arrive. */
+  uint64_t d0 = now_ms();
+  while (now_ms() - d0 < 500) {
+    int n = usmp_recv(&g_ctx, g_rx, (uint16_t)sizeof g_rx);
+    if (n < 0) return fail_code("usmp_recv while draining", n);
+    if (n > 0) return fail("an extra %d-byte message arrived after the last echo", n);
+  }
+  step("no extra message within 500 ms after the last echo");
+  if (wl < sizeof want) wl += (size_t)snprintf(want + wl, sizeof want - wl, " ");
+  static char st[USMP_MAX_MESSAGE_LEN + 1];
+  if (!command("cmd:stats", st, sizeof st)) return false;
+  step("gateway stats: %s", st);
+  if (!strstr(st, want)) return fail("the gateway's message lengths differ from those sent");
+  step("the gateway received each of the %d messages exactly once, in order", g_count);
+  return true;
+}
+
+static bool sc_bench(void) {
+  if (!connect_ok(0)) return false;
+  const size_t len = USMP_MAX_DATA_LEN; /* 452: one frame each way */
+  /* Warm-up (RTO estimate, caches), not timed. */
+  for (int i = 0; i < 5; i++) {
+    fill_pattern(g_tx, len, 5000u + (uint32_t)i);
+    if (!send_msg(g_tx, len, "warm-up") || !expect_bytes(g_tx, len, "warm-up echo")) return false;
+  }
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  for (int i = 0; i < g_count; i++) {
+    fill_pattern(g_tx, len, 6000u + (uint32_t)i);
+    if (!send_msg(g_tx, len, "bench")) return false;
+    if (!expect_bytes(g_tx, len, "bench echo")) return false;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  double secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+  printf("BENCH msgs=%d bytes=%zu seconds=%.3f rate=%.1f\n", g_count, len, secs,
+         secs > 0 ? (double)g_count / secs : 0.0);
+  fflush(stdout);
+  return true;
 }
 
 static bool wait_runner(const char *want) {
@@ -540,9 +637,10 @@ static bool sc_reconnect(void) {
 static void usage(void) {
   fprintf(stderr,
           "usage: interop_client --port N --psk TEXT --scenario NAME [--host H] "
-          "[--proto-version 1|2] [--transport-timeout-ms MS] [--log-level 0..4]\n"
+          "[--proto-version 1|2] [--proto tcp|udp] [--count N] [--transport-timeout-ms MS] "
+          "[--log-level 0..4]\n"
           "scenarios: echo too_big keepalive gw_ping rekey_device rekey_gateway bye_device "
-          "bye_gateway wrong_psk version_mismatch (v1_vs_v2) reconnect\n");
+          "bye_gateway wrong_psk version_mismatch (v1_vs_v2) reconnect mixed_echo bench\n");
 }
 
 int main(int argc, char **argv) {
@@ -558,10 +656,17 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--scenario")) g_scenario = v;
     else if (!strcmp(a, "--transport-timeout-ms")) g_transport_timeout_ms = (uint32_t)atoi(v);
     else if (!strcmp(a, "--log-level")) log_level = atoi(v);
+    else if (!strcmp(a, "--count")) g_count = atoi(v);
+    else if (!strcmp(a, "--proto")) {
+      if (!strcmp(v, "udp")) g_udp = true;
+      else if (!strcmp(v, "tcp")) g_udp = false;
+      else { usage(); return 2; }
+    }
     else { usage(); return 2; }
     i++;
   }
-  if (!g_port || !g_psk || !g_scenario || (g_version != 1 && g_version != 2)) {
+  if (!g_port || !g_psk || !g_scenario || (g_version != 1 && g_version != 2) || g_count < 1 ||
+      g_count > 10000) {
     usage();
     return 2;
   }
@@ -580,6 +685,8 @@ int main(int argc, char **argv) {
       {"version_mismatch", sc_version_mismatch},
       {"v1_vs_v2", sc_version_mismatch},
       {"reconnect", sc_reconnect},
+      {"mixed_echo", sc_mixed_echo},
+      {"bench", sc_bench},
   };
   bool (*fn)(void) = NULL;
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
@@ -589,9 +696,21 @@ int main(int argc, char **argv) {
     usage();
     return 2;
   }
-  step("start: %s:%d wire v%d, usmp %s", g_host, g_port, g_version, usmp_get_version());
+  step("start: %s:%d %s wire v%d, usmp %s", g_host, g_port, g_udp ? "udp" : "tcp", g_version,
+       usmp_get_version());
   uint64_t t0 = now_ms();
   bool ok = fn();
+  if (g_udp) {
+    /* What the datagram link went through (counters survive the end of a session). */
+    usmp_stats_t st;
+    if (usmp_get_stats(&g_ctx, &st) == USMP_OK)
+      printf("STATS retransmits=%u duplicates=%u rejected=%u bad_acks=%u\n",
+             (unsigned)st.retransmits, (unsigned)st.duplicates, (unsigned)st.rejected,
+             (unsigned)st.bad_acks);
+    else
+      printf("STATS unavailable\n");
+    fflush(stdout);
+  }
   teardown();
   printf("%s %s (%llu ms)\n", ok ? "PASS" : "FAIL", g_scenario,
          (unsigned long long)(now_ms() - t0));
