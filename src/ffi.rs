@@ -260,6 +260,8 @@ struct Inner {
     state: u32,
     last_tx_ms: u32,
     device_id: [u8; DEVICE_ID_LEN],
+    /// A PING came in while a datagram send waited: its PONG goes out next.
+    pong_owed: u8,
     stats: usmp_stats_t,
     rto: Rto,
     session: MaybeUninit<Session>,
@@ -391,13 +393,17 @@ impl Link<'_> {
     }
 
     /// Sends one frame. On a datagram link: waits for its UTACK (MAC-checked with `ack_key`
-    /// when given), retransmitting with backoff; a frame arriving meanwhile goes to `slot`
-    /// when one is given and free, else it is left to the peer's retransmission.
+    /// when given), retransmitting with backoff, and never past `until` (start, budget ms).
+    /// In a handshake (`hs` given) the gateway's answer to this frame counts as its
+    /// acknowledgement and is kept in the slot, as is any other frame while the slot is free.
+    /// In a session, a PING or PONG arriving meanwhile is acknowledged and handled (a PONG
+    /// owed is sent after this frame); other frames are left to the peer's retransmission.
     fn send_frame(
         &mut self,
         frame: &[u8],
         ack_key: Option<&[u8; 32]>,
-        mut slot: Option<&mut Slot>,
+        mut hs: Option<(&mut Slot, &[u8])>,
+        until: Option<(u32, u32)>,
     ) -> Result<(), Error> {
         if !self.datagram() {
             self.raw_send(frame)?;
@@ -418,18 +424,25 @@ impl Link<'_> {
             self.raw_send(frame)?;
             self.st.last_tx_ms = millis();
             let start = millis();
-            let limit = if self.fixed_rto_ms > 0 {
+            let mut limit = if self.fixed_rto_ms > 0 {
                 self.fixed_rto_ms.saturating_mul(1 << attempt.min(8))
             } else {
                 self.st.rto.timeout_ms(attempt)
             };
+            if let Some((t0, budget)) = until {
+                let left = budget.saturating_sub(start.wrapping_sub(t0));
+                if left == 0 {
+                    return Err(Error::Timeout);
+                }
+                limit = limit.min(left);
+            }
             loop {
                 let waited = millis().wrapping_sub(start);
                 if waited >= limit {
                     break;
                 }
                 let n = self.raw_recv(&mut rx, Some(limit - waited))?;
-                let Some(d) = rx.get(..n).filter(|d| !d.is_empty()) else {
+                let Some(d) = rx.get_mut(..n).filter(|d| !d.is_empty()) else {
                     continue;
                 };
                 if datagram::is_utack(d) {
@@ -442,21 +455,63 @@ impl Link<'_> {
                     self.st.stats.bad_acks = self.st.stats.bad_acks.wrapping_add(1);
                     continue;
                 }
-                match slot.as_deref_mut() {
-                    Some(s) if s.len == 0 => {
-                        s.buf.copy_from_slice(&rx);
-                        s.len = n;
+                match hs.as_mut() {
+                    Some((slot, answers)) => {
+                        let answer = handshake_type(d).is_some_and(|t| answers.contains(&t));
+                        if slot.len == 0 {
+                            slot.buf.copy_from_slice(&rx);
+                            slot.len = n;
+                        }
+                        if answer {
+                            // The answer proves the frame arrived, whatever became of its UTACK.
+                            return Ok(());
+                        }
                     }
-                    _ => self.stray_in_session(d),
+                    None => self.in_session_while_sending(d),
                 }
             }
         }
         Err(Error::Timeout)
     }
 
-    /// A datagram that is no acknowledgement, arriving while a session send waits: a
-    /// retransmitted handshake frame (our UTACK for it was lost) is acknowledged again;
-    /// anything else is left to the peer's retransmission.
+    /// A datagram arriving while a session send waits for its acknowledgement. A handshake
+    /// frame sent again (our UTACK for it was lost) is acknowledged again; an authentic PING
+    /// or PONG is acknowledged and handled; anything else is left to the peer's
+    /// retransmission (there is no room to keep it), forgeries are counted.
+    fn in_session_while_sending(&mut self, d: &mut [u8]) {
+        if handshake_type(d).is_some() {
+            self.stray_in_session(d);
+            return;
+        }
+        let Some(s) = self.st.session() else { return };
+        let Ok(o) = s.open(d) else {
+            self.st.stats.rejected = self.st.stats.rejected.wrapping_add(1);
+            return;
+        };
+        if !matches!(o.ty, FrameType::Ping | FrameType::Pong) || o.freshness == Freshness::Gap {
+            return;
+        }
+        let mut key = s.version().has_rekey().then(|| *s.rx_key());
+        let fresh = o.freshness == Freshness::Fresh;
+        let step = if fresh {
+            s.process(&o, &[], &mut [])
+        } else {
+            Err(Error::ReplayDetected)
+        };
+        self.ack(o.ty as u8, o.seq, key.as_ref());
+        key.zeroize();
+        match step {
+            Ok(Rx::Ping) => self.st.pong_owed = 1,
+            Ok(_) => {}
+            Err(_) if !fresh => {
+                self.st.stats.duplicates = self.st.stats.duplicates.wrapping_add(1);
+            }
+            Err(_) => self.st.stats.rejected = self.st.stats.rejected.wrapping_add(1),
+        }
+    }
+
+    /// A handshake frame in the session phase: the gateway sent it again because our UTACK
+    /// for it was lost; acknowledge it again.
     fn stray_in_session(&mut self, d: &[u8]) {
         if let Some(ty) = handshake_type(d) {
             let seq = d
@@ -611,8 +666,17 @@ fn handshake(l: &mut Link<'_>, cfg: &Config<'_>) -> Result<(), Error> {
         len: 0,
     };
     let n = hs.hello(None, &mut tx);
-    l.send_frame(tx.get(..n).ok_or(Error::InvalidArg)?, None, Some(&mut slot))?;
     let start = millis();
+    let until = Some((start, USMP_HANDSHAKE_TIMEOUT_MS));
+    // What answers each of our frames: CHALLENGE (or HELLO_RETRY) a HELLO, SESSION_OK a HELLO_ACK.
+    const ANSWER_HELLO: &[u8] = &[FrameType::Challenge as u8, FrameType::HelloRetry as u8];
+    const ANSWER_HELLO_ACK: &[u8] = &[FrameType::SessionOk as u8];
+    l.send_frame(
+        tx.get(..n).ok_or(Error::InvalidArg)?,
+        None,
+        Some((&mut slot, ANSWER_HELLO)),
+        until,
+    )?;
     let mut last_sent = start;
     let mut cookie_seen = false;
     // Highest handshake type handled, so retransmitted copies are acknowledged, not redone.
@@ -620,7 +684,13 @@ fn handshake(l: &mut Link<'_>, cfg: &Config<'_>) -> Result<(), Error> {
     loop {
         let now = millis();
         if now.wrapping_sub(start) >= USMP_HANDSHAKE_TIMEOUT_MS {
-            return Err(Error::Timeout);
+            // On a datagram link HELLO_ACK was acknowledged, so the gateway has it: silence
+            // after that is its refusal of our PSK (it never says so).
+            return Err(if dgram && hs.awaiting_session_ok() {
+                Error::AuthFailed
+            } else {
+                Error::Timeout
+            });
         }
         let n = if slot.len > 0 {
             let n = slot.len;
@@ -646,7 +716,12 @@ fn handshake(l: &mut Link<'_>, cfg: &Config<'_>) -> Result<(), Error> {
                 && millis().wrapping_sub(last_sent) >= HELLO_RESEND_MS
             {
                 let m = hs.hello(None, &mut tx);
-                l.send_frame(tx.get(..m).ok_or(Error::InvalidArg)?, None, Some(&mut slot))?;
+                l.send_frame(
+                    tx.get(..m).ok_or(Error::InvalidArg)?,
+                    None,
+                    Some((&mut slot, ANSWER_HELLO)),
+                    until,
+                )?;
                 last_sent = millis();
             }
             continue;
@@ -681,8 +756,16 @@ fn handshake(l: &mut Link<'_>, cfg: &Config<'_>) -> Result<(), Error> {
         match step? {
             DeviceStep::Send(m) => {
                 let out = tx.get(..m).ok_or(Error::InvalidArg)?;
-                let r = l.send_frame(out, None, Some(&mut slot));
-                r?;
+                let answers = if hs.awaiting_session_ok() {
+                    ANSWER_HELLO_ACK
+                } else {
+                    ANSWER_HELLO
+                };
+                l.send_frame(out, None, Some((&mut slot, answers)), until)
+                    .map_err(|e| match e {
+                        Error::Timeout if hs.awaiting_session_ok() => Error::AuthFailed,
+                        e => e,
+                    })?;
                 last_sent = millis();
             }
             DeviceStep::Established(mut s) => {
@@ -811,6 +894,7 @@ pub unsafe extern "C" fn usmp_connect(ctx: *mut usmp_t, transport: *mut usmp_tra
     };
     l.st.last_tx_ms = 0;
     l.st.stats = usmp_stats_t::default();
+    l.st.pong_owed = 0;
     l.st.rto = Rto::default();
     if l.fixed_rto_ms == 0 {
         l.st.rto = Rto::new(USMP_RETRANSMIT_TIMEOUT_MS);
@@ -966,8 +1050,19 @@ fn send_message(l: &mut Link<'_>, data: &[u8]) -> Result<(), Error> {
 
 /// Sends a sealed frame; a failure ends the session.
 fn send_or_drop(l: &mut Link<'_>, frame: &[u8], mut key: Option<[u8; 32]>) -> Result<(), Error> {
-    let r = l.send_frame(frame, key.as_ref(), None);
+    let mut r = l.send_frame(frame, key.as_ref(), None, None);
     key.zeroize();
+    // PINGs that came in while we waited are answered now, one frame in flight at a time.
+    while r.is_ok() && l.st.pong_owed != 0 {
+        l.st.pong_owed = 0;
+        let Some(s) = l.st.session() else { break };
+        let mut buf = [0u8; MAX_FRAME];
+        let mut key = ack_key(s);
+        r = s
+            .seal_control(FrameType::Pong, &mut buf)
+            .and_then(|n| l.send_frame(buf.get(..n).unwrap_or(&[]), key.as_ref(), None, None));
+        key.zeroize();
+    }
     if r.is_err() {
         l.st.drop_session();
     }
@@ -1073,6 +1168,11 @@ fn datagram_step(l: &mut Link<'_>, frame: &mut [u8], out: &mut [u8]) -> Result<O
             return Ok(None);
         }
     };
+    if opened.freshness == Freshness::Gap {
+        // Ahead of the strict v1 order: not acknowledged, so the peer sends it again.
+        l.st.stats.rejected = l.st.stats.rejected.wrapping_add(1);
+        return Ok(None);
+    }
     let mut key = s.version().has_rekey().then(|| *s.rx_key());
     l.ack(opened.ty as u8, opened.seq, key.as_ref());
     key.zeroize();

@@ -101,6 +101,12 @@ struct Gw {
     echo: bool,
     utacks_from_device: usize,
     last_hs_type: u8,
+    /// Drop this many of the gateway's UTACKs for handshake frames of this type.
+    lose_acks: Option<(u8, usize)>,
+    /// Send a PING before acknowledging the next DATA from the device (it crosses our send).
+    ping_before_ack: bool,
+    pongs: usize,
+    silent: bool,
 }
 
 impl Gw {
@@ -124,6 +130,10 @@ impl Gw {
             echo: true,
             utacks_from_device: 0,
             last_hs_type: 0,
+            lose_acks: None,
+            ping_before_ack: false,
+            pongs: 0,
+            silent: false,
         })
     }
 
@@ -150,6 +160,12 @@ impl Gw {
     }
 
     fn ack(&mut self, ty: u8, seq: u32, key: Option<&[u8; 32]>) {
+        if let Some((t, n)) = self.lose_acks.as_mut() {
+            if *t == ty && *n > 0 {
+                *n -= 1;
+                return;
+            }
+        }
         let mut a = [0u8; 15];
         let n = datagram::utack(ty, seq, key, &mut a);
         self.emit(a[..n].to_vec());
@@ -208,6 +224,11 @@ impl Gw {
             let mut out = [0u8; MAX_FRAME];
             match self.hs.as_mut().map(|hs| hs.receive(&d, &mut out)) {
                 Some(Ok(ResponderStep::Send(n))) => self.queue(out[..n].to_vec(), None),
+                Some(Err(usmp::Error::AuthFailed)) => {
+                    // The real gateway refuses silently.
+                    self.hs = None;
+                    self.silent = true;
+                }
                 Some(Ok(ResponderStep::Established(n, mut s))) => {
                     s.set_datagram(true);
                     self.session = Some(s);
@@ -226,6 +247,20 @@ impl Gw {
             return; // unauthentic: never acknowledged
         };
         let rx_key = (self.version == Version::V2).then(|| *s.rx_key());
+        if self.ping_before_ack && ty == FrameType::Data {
+            self.ping_before_ack = false;
+            let key = self.tx_key();
+            let mut buf = [0u8; MAX_FRAME];
+            let n = self
+                .session
+                .as_mut()
+                .unwrap()
+                .seal_control(FrameType::Ping, &mut buf)
+                .unwrap();
+            // Straight onto the wire, ahead of the UTACK (the in-flight queue is empty here).
+            self.outq.push_back((buf[..n].to_vec(), key));
+            self.emit(buf[..n].to_vec());
+        }
         self.ack(h.ty, h.seq, rx_key.as_ref());
         let s = self.session.as_mut().unwrap();
         if o.freshness != Freshness::Fresh {
@@ -244,6 +279,7 @@ impl Gw {
                 }
             }
             Ok(Rx::Ping) => self.send_control(FrameType::Pong),
+            Ok(Rx::Pong) => self.pongs += 1,
             Ok(_) => {}
             Err(usmp::Error::ClosedByPeer) => {}
             Err(e) => panic!("gateway session: {e:?}"),
@@ -659,4 +695,77 @@ fn window_edges_through_the_session() {
             bitmap: 0x8000_0000_0000_0003
         }
     );
+}
+
+#[test]
+fn lost_acknowledgements_of_hello_ack_are_covered_by_session_ok() {
+    for v in [Version::V1, Version::V2] {
+        let mut g = Gw::new(v);
+        g.lose_acks = Some((3, 5)); // every UTACK for HELLO_ACK is lost
+        let mut t = transport(&mut g);
+        let mut c = ctx(v);
+        let rc = unsafe { usmp_connect(&mut *c, &mut t) };
+        assert_eq!(rc, 0, "{v:?}: {}", name(rc));
+        assert_eq!(echo(&mut c, b"up"), b"up");
+    }
+}
+
+#[test]
+fn handshake_never_outlasts_its_deadline() {
+    let mut g = Gw::new(Version::V2);
+    g.up = Faults {
+        drop_every: 1,
+        ..Default::default()
+    };
+    let mut t = transport(&mut g);
+    let mut c = ctx(Version::V2);
+    let t0 = usmp_port_millis();
+    assert_eq!(
+        name(unsafe { usmp_connect(&mut *c, &mut t) }),
+        "USMP_ERR_TIMEOUT"
+    );
+    let took = usmp_port_millis() - t0;
+    assert!(
+        took <= USMP_HANDSHAKE_TIMEOUT_MS + 50,
+        "connect took {took} ms"
+    );
+}
+
+#[test]
+fn wrong_psk_over_datagrams_is_an_auth_failure() {
+    let mut g = Gw::new(Version::V2);
+    let other: &'static [u8] = b"the-gateway-has-a-different-psk!";
+    g.hs = Some(
+        Responder::new(
+            Version::V2,
+            other,
+            &[0x55; 32],
+            &[0x40; 32],
+            b"0123456789abcdef",
+        )
+        .unwrap(),
+    );
+    let mut t = transport(&mut g);
+    let mut c = ctx(Version::V2);
+    assert_eq!(
+        name(unsafe { usmp_connect(&mut *c, &mut t) }),
+        "USMP_ERR_AUTH_FAILED"
+    );
+}
+
+#[test]
+fn a_ping_crossing_our_send_is_answered_without_a_retransmission() {
+    let mut g = Gw::new(Version::V2);
+    let mut t = transport(&mut g);
+    let mut c = ctx(Version::V2);
+    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    g.echo = false;
+    g.ping_before_ack = true;
+    assert_eq!(unsafe { usmp_send(&mut *c, b"crossing".as_ptr(), 8) }, 0);
+    assert_eq!(g.pongs, 1, "PONG not sent");
+    assert!(
+        g.outq.is_empty(),
+        "the gateway's PING is still unacknowledged"
+    );
+    assert_eq!(stats(&c).retransmits, 0);
 }

@@ -473,11 +473,11 @@ static bool sc_expect_connect_failure(int expected, const char *label, uint64_t 
 
 static bool sc_wrong_psk(void) {
   /* TCP: the gateway hangs up after HELLO_ACK, which the library reads as a refused PSK.
-   * UDP: the gateway drops the session without a word (it acknowledged HELLO_ACK, but a
-   * UTACK only means "received"), so the device waits out USMP_HANDSHAKE_TIMEOUT_MS for
-   * a SESSION_OK that never comes: a refusal cannot be told from a dead link. */
+   * UDP: the gateway acknowledges HELLO_ACK (so it has it) and then says nothing; the
+   * library reports that silence, once USMP_HANDSHAKE_TIMEOUT_MS has passed, as the
+   * refusal it is (a link that died after that acknowledgement would look the same). */
   if (g_udp)
-    return sc_expect_connect_failure(USMP_ERR_TIMEOUT, "wrong PSK",
+    return sc_expect_connect_failure(USMP_ERR_AUTH_FAILED, "wrong PSK",
                                      USMP_HANDSHAKE_TIMEOUT_MS + 2000u);
   return sc_expect_connect_failure(USMP_ERR_AUTH_FAILED, "wrong PSK", 5000);
 }

@@ -529,10 +529,11 @@ def test_version_mismatch(client_bin: Path, own_gateway: Callable[..., Gateway],
 
 def test_udp_negative(client_bin: Path, own_gateway: Callable[..., Gateway]) -> None:
     """Wrong PSK (v1, v2) and wire-version mismatch (both ways) over UDP, the four at once,
-    each against its own gateway process. Over UDP the gateway refuses silently, so the
-    device cannot tell a refusal from a lost link: usmp_connect ends with USMP_ERR_TIMEOUT
-    after USMP_HANDSHAKE_TIMEOUT_MS (10 s). (Over TCP the hang-up is visible: AUTH_FAILED /
-    REJECTED, tested above.)"""
+    each against its own gateway process. Over UDP the gateway refuses silently: a wrong PSK
+    shows as silence after the gateway acknowledged HELLO_ACK, which the library reports as
+    USMP_ERR_AUTH_FAILED once USMP_HANDSHAKE_TIMEOUT_MS (10 s) has passed; a version
+    mismatch gets no answer at all: USMP_ERR_TIMEOUT. (Over TCP the hang-up is visible:
+    AUTH_FAILED / REJECTED, tested above.)"""
     cases = [("wrong_psk", "v1", 1, WRONG_PSK), ("wrong_psk", "v2", 2, WRONG_PSK),
              ("version_mismatch", "v2", 1, PSK), ("version_mismatch", "v1", 2, PSK)]
     runs = []
@@ -557,8 +558,9 @@ def test_udp_negative(client_bin: Path, own_gateway: Callable[..., Gateway]) -> 
         res = result_line(out, "CONNECT_RESULT")
         evs = gw.events()
         problems = []
-        if proc.returncode != 0 or not res.startswith("USMP_ERR_TIMEOUT"):
-            problems.append(f"exit {proc.returncode}, CONNECT_RESULT {res!r} (expected USMP_ERR_TIMEOUT)")
+        want = "USMP_ERR_AUTH_FAILED" if scenario == "wrong_psk" else "USMP_ERR_TIMEOUT"
+        if proc.returncode != 0 or not res.startswith(want):
+            problems.append(f"exit {proc.returncode}, CONNECT_RESULT {res!r} (expected {want})")
         if [e for e in evs if e["ev"] == "session_open"]:
             problems.append("the gateway opened a session")
         if scenario == "wrong_psk":
