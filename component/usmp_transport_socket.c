@@ -12,7 +12,18 @@
  *
  * SPDX-License-Identifier: Apache-2.0
  */
-#if !defined(ESP_PLATFORM) && !defined(_POSIX_C_SOURCE)
+/* lwIP on the ESP chips; the host's own sockets everywhere else, ESP-IDF's linux target
+ * included (lwIP there would need a tap interface). */
+#if defined(ESP_PLATFORM) && defined(__has_include)
+#if __has_include("sdkconfig.h")
+#include "sdkconfig.h"
+#endif
+#endif
+#if defined(ESP_PLATFORM) && !defined(CONFIG_IDF_TARGET_LINUX)
+#define USMP_SOCKETS_LWIP 1
+#endif
+
+#if !defined(USMP_SOCKETS_LWIP) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L /* getaddrinfo, select, struct addrinfo under -std=c99 */
 #endif
 #if defined(__APPLE__) && !defined(_DARWIN_C_SOURCE)
@@ -26,7 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef ESP_PLATFORM
+#ifdef USMP_SOCKETS_LWIP
 #include "lwip/netdb.h"
 #include "lwip/sockets.h"
 #include <unistd.h>
