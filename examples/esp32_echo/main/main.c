@@ -13,15 +13,18 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "esp_event.h"
+#include "sdkconfig.h"
+
 #include "esp_log.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/task.h"
+#ifndef CONFIG_IDF_TARGET_LINUX
+#include "esp_event.h"
 #include "esp_netif.h"
 #include "esp_wifi.h"
-#include "freertos/FreeRTOS.h"
 #include "freertos/event_groups.h"
-#include "freertos/task.h"
 #include "nvs_flash.h"
-#include "sdkconfig.h"
+#endif
 
 #include "usmp.h"
 #include "usmp_config.h"
@@ -30,14 +33,24 @@ static const char *TAG = "esp32_echo";
 
 #define RETRY_DELAY_MS 2000u
 #define ECHO_WAIT_MS 10000u /* an echo not back by then is reported as lost */
-#define NET_UP_BIT BIT0
-
-static EventGroupHandle_t s_net;
 static uint8_t s_rx[USMP_MAX_MESSAGE_LEN];
 static uint8_t s_tx[USMP_MAX_MESSAGE_LEN];
 
 /* ----------------------------------------------------------------------------------- */
 /* Wi-Fi station                                                                       */
+
+#ifdef CONFIG_IDF_TARGET_LINUX
+
+/* IDF_TARGET=linux: the host's network is up already. */
+static void wifi_up(void)
+{
+}
+
+#else
+
+#define NET_UP_BIT BIT0
+
+static EventGroupHandle_t s_net;
 
 static void on_net_event(void *arg, esp_event_base_t base, int32_t id, void *data)
 {
@@ -97,6 +110,8 @@ static void wifi_up(void)
     ESP_LOGI(TAG, "joining \"%s\"", CONFIG_EXAMPLE_WIFI_SSID);
     xEventGroupWaitBits(s_net, NET_UP_BIT, pdFALSE, pdTRUE, portMAX_DELAY);
 }
+
+#endif /* CONFIG_IDF_TARGET_LINUX */
 
 /* ----------------------------------------------------------------------------------- */
 /* The session                                                                         */
