@@ -2,8 +2,8 @@
 # The whole test suite: the README's test command, and what CI runs (.ci/run).
 # Sets up its tools first (scripts/setup.sh), then: format, lints, header freshness, Rust
 # unit/vector/session tests, cross builds for the four MCU targets, C tests under
-# ASan/UBSan (ctest), interop against the real PyPI gateways, the STM32 firmware in QEMU,
-# and the size report.
+# ASan/UBSan (ctest), interop against the real PyPI gateways (TCP, UDP, lossy proxy), the
+# STM32 firmware in QEMU, packaging, fuzzing, and the footprint/speed budget gate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -60,6 +60,10 @@ if ! cargo rustc -v --release --lib --crate-type staticlib --target thumbv7em-no
 fi
 echo "ok: release staticlib built with -C lto"
 
+step "generated C test data is up to date"
+python3 tests/c/gen_vectors_h.py --check
+python3 tests/c/gen_secrets_h.py --check
+
 step "C API tests under AddressSanitizer + UndefinedBehaviorSanitizer (ctest)"
 cmake -S . -B "$build/ctest" -G Ninja -DUSMP_BUILD_TESTS=ON -DUSMP_SANITIZE=ON -DUSMP_BUILD_EXAMPLES=ON >/dev/null
 cmake --build "$build/ctest"
@@ -74,8 +78,11 @@ USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/stm32 -q -rA
 step "packaging: ESP-IDF component archive (compote), add_subdirectory/find_package consumers, Cortex-M4 cross defaults"
 tests/component/test_component.sh
 
-step "size report (thumbv7em-none-eabihf, thumbv6m-none-eabi, riscv32imc; real --gc-sections link)"
-tools/size/size-report.sh
+step "fuzzing (cargo-fuzz/libFuzzer + ASan): the regressions, then each of the 7 targets for 20 s"
+scripts/fuzz.sh ci
+
+step "footprint and speed budgets (budgets.toml): flash after a real link, stack painted in QEMU, sizeof(usmp_t), heap, instruction counts"
+scripts/check-budgets.sh --profile all
 passed=$((passed + 1))
 echo
 echo "steps: $passed passed, 0 failed"

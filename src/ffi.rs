@@ -15,7 +15,9 @@ use zeroize::Zeroize;
 use crate::datagram::{self, Rto};
 use crate::frame::{self, FrameType, MAX_FRAME};
 use crate::handshake::{DeviceHandshake, DeviceStep, DEVICE_ID_LEN};
-use crate::session::{Freshness, Rx, Session, MAX_DATA, PLAINTEXT_OFFSET, REKEY_SALT_LEN};
+use crate::session::{
+    Freshness, Rx, Session, MAX_DATA, MAX_MESSAGE, PLAINTEXT_OFFSET, REKEY_SALT_LEN,
+};
 use crate::{Error, Version};
 
 /// Library version string.
@@ -862,6 +864,18 @@ pub unsafe extern "C" fn usmp_set_defaults(d: *const usmp_defaults_t) -> c_int {
 /// `ctx->psk_len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn usmp_connect(ctx: *mut usmp_t, transport: *mut usmp_transport_t) -> c_int {
+    // SAFETY: the caller's contract, passed on.
+    let r = unsafe { usmp_connect_impl(ctx, transport) };
+    scrub_stack_connect();
+    r
+}
+
+/// The body of [`usmp_connect`] (which wipes the stack it used afterwards).
+///
+/// # Safety
+/// As [`usmp_connect`].
+#[inline(never)]
+unsafe fn usmp_connect_impl(ctx: *mut usmp_t, transport: *mut usmp_transport_t) -> c_int {
     if transport.is_null() || ctx.is_null() {
         return Error::InvalidArg.code();
     }
@@ -909,6 +923,18 @@ pub unsafe extern "C" fn usmp_connect(ctx: *mut usmp_t, transport: *mut usmp_tra
 /// `ctx` must be null or valid, and connected before (its stored transport is reused).
 #[no_mangle]
 pub unsafe extern "C" fn usmp_reconnect(ctx: *mut usmp_t) -> c_int {
+    // SAFETY: the caller's contract, passed on.
+    let r = unsafe { usmp_reconnect_impl(ctx) };
+    scrub_stack_connect();
+    r
+}
+
+/// The body of [`usmp_reconnect`] (which wipes the stack it used afterwards).
+///
+/// # Safety
+/// As [`usmp_reconnect`].
+#[inline(never)]
+unsafe fn usmp_reconnect_impl(ctx: *mut usmp_t) -> c_int {
     // SAFETY: caller contract.
     let mut l = match unsafe { link(ctx) } {
         Ok(l) => l,
@@ -937,6 +963,17 @@ pub unsafe extern "C" fn usmp_reconnect(ctx: *mut usmp_t) -> c_int {
 /// `ctx` must be null or valid.
 #[no_mangle]
 pub unsafe extern "C" fn usmp_close(ctx: *mut usmp_t) {
+    // SAFETY: the caller's contract, passed on.
+    unsafe { usmp_close_impl(ctx) };
+    scrub_stack();
+}
+
+/// The body of [`usmp_close`] (which wipes the stack it used afterwards).
+///
+/// # Safety
+/// As [`usmp_close`].
+#[inline(never)]
+unsafe fn usmp_close_impl(ctx: *mut usmp_t) {
     // SAFETY: caller contract.
     let Ok(mut l) = (unsafe { link(ctx) }) else {
         return;
@@ -978,7 +1015,7 @@ pub unsafe extern "C" fn usmp_get_stats(ctx: *const usmp_t, out: *mut usmp_stats
     // SAFETY: non-null and valid per the contract.
     let st = unsafe { &*core::ptr::addr_of!((*ctx).opaque).cast::<Inner>() };
     // SAFETY: non-null and writable per the contract.
-    unsafe { out.write(st.stats) };
+    unsafe { core::ptr::copy_nonoverlapping(&st.stats, out, 1) };
     0
 }
 
@@ -997,6 +1034,18 @@ pub extern "C" fn usmp_get_version() -> *const c_char {
 /// `ctx` null or valid; `data` null only when `len` is 0, else `len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn usmp_send(ctx: *mut usmp_t, data: *const u8, len: u16) -> c_int {
+    // SAFETY: the caller's contract, passed on.
+    let r = unsafe { usmp_send_impl(ctx, data, len) };
+    scrub_stack();
+    r
+}
+
+/// The body of [`usmp_send`] (which wipes the stack it used afterwards).
+///
+/// # Safety
+/// As [`usmp_send`].
+#[inline(never)]
+unsafe fn usmp_send_impl(ctx: *mut usmp_t, data: *const u8, len: u16) -> c_int {
     // SAFETY: caller contract.
     let mut l = match unsafe { link(ctx) } {
         Ok(l) => l,
@@ -1004,6 +1053,14 @@ pub unsafe extern "C" fn usmp_send(ctx: *mut usmp_t, data: *const u8, len: u16) 
     };
     if data.is_null() && len != 0 {
         return Error::InvalidArg.code();
+    }
+    if usize::from(len) > MAX_MESSAGE {
+        // Refused before `data` is looked at: the caller's buffer may be shorter than `len`.
+        return code(
+            l.st.session()
+                .ok_or(Error::NotConnected)
+                .and(Err(Error::BufferOverflow)),
+        );
     }
     let data: &[u8] = if len == 0 {
         &[]
@@ -1081,6 +1138,18 @@ fn send_or_drop(l: &mut Link<'_>, frame: &[u8], mut key: Option<[u8; 32]>) -> Re
 /// `ctx` null or valid; `out` must have `max_len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn usmp_recv(ctx: *mut usmp_t, out: *mut u8, max_len: u16) -> c_int {
+    // SAFETY: the caller's contract, passed on.
+    let r = unsafe { usmp_recv_impl(ctx, out, max_len) };
+    scrub_stack();
+    r
+}
+
+/// The body of [`usmp_recv`] (which wipes the stack it used afterwards).
+///
+/// # Safety
+/// As [`usmp_recv`].
+#[inline(never)]
+unsafe fn usmp_recv_impl(ctx: *mut usmp_t, out: *mut u8, max_len: u16) -> c_int {
     // SAFETY: caller contract.
     let mut l = match unsafe { link(ctx) } {
         Ok(l) => l,
@@ -1207,6 +1276,18 @@ fn datagram_step(l: &mut Link<'_>, frame: &mut [u8], out: &mut [u8]) -> Result<O
 /// `ctx` null or valid.
 #[no_mangle]
 pub unsafe extern "C" fn usmp_ping(ctx: *mut usmp_t) -> c_int {
+    // SAFETY: the caller's contract, passed on.
+    let r = unsafe { usmp_ping_impl(ctx) };
+    scrub_stack();
+    r
+}
+
+/// The body of [`usmp_ping`] (which wipes the stack it used afterwards).
+///
+/// # Safety
+/// As [`usmp_ping`].
+#[inline(never)]
+unsafe fn usmp_ping_impl(ctx: *mut usmp_t) -> c_int {
     // SAFETY: caller contract.
     let mut l = match unsafe { link(ctx) } {
         Ok(l) => l,
@@ -1231,6 +1312,18 @@ fn send_control(l: &mut Link<'_>, ty: FrameType) -> Result<(), Error> {
 /// `ctx` null or valid.
 #[no_mangle]
 pub unsafe extern "C" fn usmp_keepalive_tick(ctx: *mut usmp_t) -> c_int {
+    // SAFETY: the caller's contract, passed on.
+    let r = unsafe { usmp_keepalive_tick_impl(ctx) };
+    scrub_stack();
+    r
+}
+
+/// The body of [`usmp_keepalive_tick`] (which wipes the stack it used afterwards).
+///
+/// # Safety
+/// As [`usmp_keepalive_tick`].
+#[inline(never)]
+unsafe fn usmp_keepalive_tick_impl(ctx: *mut usmp_t) -> c_int {
     // SAFETY: caller contract.
     let mut l = match unsafe { link(ctx) } {
         Ok(l) => l,
@@ -1254,6 +1347,18 @@ pub unsafe extern "C" fn usmp_keepalive_tick(ctx: *mut usmp_t) -> c_int {
 /// `ctx` null or valid.
 #[no_mangle]
 pub unsafe extern "C" fn usmp_rekey(ctx: *mut usmp_t) -> c_int {
+    // SAFETY: the caller's contract, passed on.
+    let r = unsafe { usmp_rekey_impl(ctx) };
+    scrub_stack();
+    r
+}
+
+/// The body of [`usmp_rekey`] (which wipes the stack it used afterwards).
+///
+/// # Safety
+/// As [`usmp_rekey`].
+#[inline(never)]
+unsafe fn usmp_rekey_impl(ctx: *mut usmp_t) -> c_int {
     // SAFETY: caller contract.
     let mut l = match unsafe { link(ctx) } {
         Ok(l) => l,
@@ -1357,4 +1462,41 @@ pub extern "C" fn usmp_get_log_level() -> usmp_log_level_t {
         3 => usmp_log_level_t::USMP_LOG_LEVEL_INFO,
         _ => usmp_log_level_t::USMP_LOG_LEVEL_DEBUG,
     }
+}
+
+/// Stack bytes wiped at the end of every API call that handles keys. Dead frames below the
+/// caller otherwise keep the AES key schedule (`AesGcm::new`), HKDF output blocks and moved
+/// copies of the session keys (tests/c/test_secrets.c). It covers the deepest the library
+/// itself goes below its entry point (the transport's own frames hold no keys): painted in
+/// QEMU on Cortex-M4, `usmp_connect` 3.5 KiB and `usmp_send`/`usmp_recv` at most 4.4 KiB
+/// (budgets.toml, BENCHMARKS.md), so the wipe adds no stack there; frames are about twice
+/// as large on 64-bit hosts.
+#[cfg(target_pointer_width = "64")]
+const SCRUB_BYTES: usize = 8 * 1024;
+#[cfg(not(target_pointer_width = "64"))]
+const SCRUB_BYTES: usize = 4608;
+/// `usmp_connect`/`usmp_reconnect` go less deep (3.4 KiB painted on Cortex-M4).
+#[cfg(target_pointer_width = "64")]
+const SCRUB_CONNECT_BYTES: usize = 8 * 1024;
+#[cfg(not(target_pointer_width = "64"))]
+const SCRUB_CONNECT_BYTES: usize = 3584;
+
+/// Overwrites `BYTES` words of the stack below the caller with zeros (volatile writes).
+#[inline(never)]
+fn scrub_stack_of<const BYTES: usize>() {
+    let mut area = MaybeUninit::<[usize; BYTES]>::uninit();
+    // SAFETY: an integer array may hold any value; `zeroize` writes every word (volatile).
+    let words = unsafe { &mut *area.as_mut_ptr() };
+    words.zeroize();
+    core::hint::black_box(words);
+}
+
+/// Wipes the stack used by a data-path call (send, recv, ping, close, rekey).
+fn scrub_stack() {
+    scrub_stack_of::<{ SCRUB_BYTES / size_of::<usize>() }>();
+}
+
+/// Wipes the stack used by a handshake (connect, reconnect).
+fn scrub_stack_connect() {
+    scrub_stack_of::<{ SCRUB_CONNECT_BYTES / size_of::<usize>() }>();
 }

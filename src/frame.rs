@@ -89,16 +89,19 @@ pub enum FrameError {
     UnknownType,
 }
 
+/// CRC-16/MODBUS of each 4-bit value (reflected polynomial 0xA001): two table steps per byte.
+const CRC_NIBBLE: [u16; 16] = [
+    0x0000, 0xCC01, 0xD801, 0x1400, 0xF001, 0x3C00, 0x2800, 0xE401, 0xA001, 0x6C00, 0x7800, 0xB401,
+    0x5000, 0x9C01, 0x8801, 0x4400,
+];
+
 /// CRC-16/MODBUS: reflected polynomial 0xA001, init 0xFFFF, no final XOR.
 pub fn crc16_update(mut crc: u16, data: &[u8]) -> u16 {
     for &b in data {
         crc ^= u16::from(b);
-        for _ in 0..8 {
-            let lsb = crc & 1;
-            crc >>= 1;
-            if lsb != 0 {
-                crc ^= 0xA001;
-            }
+        for _ in 0..2 {
+            let t = CRC_NIBBLE.get(usize::from(crc & 0xF)).copied().unwrap_or(0);
+            crc = (crc >> 4) ^ t;
         }
     }
     crc

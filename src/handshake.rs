@@ -213,6 +213,9 @@ impl<'p> DeviceHandshake<'p> {
                 self.pub_s.copy_from_slice(s);
                 let shared = crypto::x25519_shared(&self.secret, &self.pub_s);
                 self.secret.zeroize();
+                // The secret is gone: whatever happens next, this handshake is over (a later
+                // CHALLENGE would otherwise be answered with the all-zero scalar).
+                self.state = DeviceState::Done;
                 let mut shared = shared?;
                 let keys =
                     derive_keys(self.version, &shared, &self.nonce, &self.pub_c, &self.pub_s);
@@ -353,6 +356,7 @@ impl<'p> Responder<'p> {
                     .copy_from_slice(rest.get(..KEY_LEN).ok_or(Error::BadFrame)?);
                 let shared = crypto::x25519_shared(&self.secret, &self.pub_c);
                 self.secret.zeroize();
+                self.state = ResponderState::Done;
                 let mut shared = shared?;
                 let keys =
                     derive_keys(self.version, &shared, &self.nonce, &self.pub_c, &self.pub_s);

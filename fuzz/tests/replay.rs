@@ -1,0 +1,148 @@
+//! Replays fuzz inputs through the harnesses without libFuzzer, so they also run under Miri
+//! (which checks the library's `unsafe` code: the C API, the private state inside `usmp_t`):
+//!
+//! ```sh
+//! python3 fuzz/seed_corpus.py
+//! MIRIFLAGS=-Zmiri-disable-isolation cargo +nightly miri test --manifest-path fuzz/Cargo.toml --test replay
+//! cargo test --manifest-path fuzz/Cargo.toml --test replay     # natively, fast
+//! ```
+//!
+//! Inputs: `fuzz/corpus/<target>/seed-*` (the seeds; `USMP_REPLAY_ALL=1` takes the whole
+//! corpus) and `fuzz/regressions/<target>/*` minus the open findings of
+//! `fuzz/regressions/EXPECTED_FAILURES`. `USMP_REPLAY_MAX=n` caps the corpus inputs per target
+//! (regressions always run).
+
+use std::path::PathBuf;
+
+usmp_fuzz::port_hooks!();
+
+fn inputs(target: &str) -> Vec<Vec<u8>> {
+    let root: PathBuf = [env!("CARGO_MANIFEST_DIR")].iter().collect();
+    let all = std::env::var_os("USMP_REPLAY_ALL").is_some();
+    let expected =
+        std::fs::read_to_string(root.join("regressions/EXPECTED_FAILURES")).unwrap_or_default();
+    let max = std::env::var("USMP_REPLAY_MAX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(usize::MAX);
+    let mut files = vec![];
+    for dir in ["corpus", "regressions"] {
+        let Ok(rd) = std::fs::read_dir(root.join(dir).join(target)) else {
+            continue;
+        };
+        let mut found = vec![];
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let wanted = dir == "regressions" || all || name.starts_with("seed-");
+            let open = expected
+                .lines()
+                .any(|l| l.trim() == format!("{target}/{name}"));
+            if wanted && !open {
+                found.push(e.path());
+            }
+        }
+        found.sort();
+        if dir == "corpus" {
+            found.truncate(max); // the cap is for the corpus: regressions always run
+        }
+        files.extend(found);
+    }
+    assert!(
+        !files.is_empty(),
+        "no inputs for {target}: run python3 fuzz/seed_corpus.py"
+    );
+    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+macro_rules! replay {
+    ($($t:ident),*) => {$(
+        #[test]
+        fn $t() {
+            for d in inputs(stringify!($t)) {
+                usmp_fuzz::targets::$t::run(&d);
+            }
+        }
+    )*};
+}
+
+replay!(
+    frame,
+    handshake,
+    responder,
+    session_raw,
+    session_keyed,
+    datagram,
+    capi
+);
+
+/// A few C API scenarios, short enough for Miri (an X25519 takes about a minute there):
+/// v2 and v1 streams, a datagram link with acknowledgements, fragments with a PING between
+/// them, REKEY both ways, send failure, copy, move, reconnect, close.
+#[test]
+fn capi_curated() {
+    const HS: &[u8] = &[0x0a, 0x0a]; // the responder's CHALLENGE, then its SESSION_OK
+    fn recv() -> Vec<u8> {
+        vec![0x01, 9] // usmp_recv into 1808 bytes
+    }
+    fn gw_msg(n: u16) -> Vec<u8> {
+        vec![0x06, n as u8, (n >> 8) as u8, 0x33, 0x01] // length, pattern, not mutated
+    }
+    const GW_NEXT: &[u8] = &[0x07, 0x01];
+    const GW_PING: &[u8] = &[0x08, 0x00, 0x00, 0x00, 0x01];
+    let mut gw_rekey = vec![0x08, 0x04, 0x00];
+    gw_rekey.extend([0xC0; 32]);
+    gw_rekey.push(0x01);
+    let send = |n: u16| vec![0x04, n as u8, (n >> 8) as u8];
+    let cat = |parts: &[&[u8]]| parts.concat();
+    let programs: Vec<Vec<u8>> = vec![
+        // v2 stream: a fragmented message with a PING between fragments (refused), reconnect
+        cat(&[
+            &[0x00, 0x00],
+            HS,
+            &recv(),
+            &gw_msg(1000),
+            GW_PING,
+            &[0x08, 0x00], // usmp_reconnect; the dial succeeds
+            HS,
+            &send(5),
+        ]),
+        // v2 stream: message, gateway REKEY, message, device REKEY, fragmented send, close
+        cat(&[
+            &[0x00, 0x00],
+            HS,
+            &recv(),
+            &gw_msg(3),
+            &recv(),
+            &gw_rekey,
+            &gw_msg(2),
+            &[0x07],
+            &send(1000),
+            &[0x09],
+        ]),
+        // v1 stream: echo, ping, copy refused, move
+        cat(&[
+            &[0x01, 0x00],
+            HS,
+            &send(5),
+            &recv(),
+            &gw_msg(4),
+            &[0x05, 0x0a, 0x00, 0x0a, 0x04],
+            &send(1),
+        ]),
+        // v2 datagram with acknowledgements: message and REKEY
+        cat(&[
+            &[0x12, 0x00],
+            HS,
+            &recv(),
+            &gw_msg(500),
+            GW_NEXT,
+            &[0x07],
+            &send(3),
+        ]),
+        // v2: the 3rd transport send (the first frame of a message) fails; connect again
+        cat(&[&[0x00, 0x03], HS, &send(1000), &[0x00], HS, &send(1)]),
+    ];
+    for p in programs {
+        usmp_fuzz::targets::capi::run(&p);
+    }
+}
