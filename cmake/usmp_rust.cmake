@@ -257,7 +257,7 @@ endfunction()
 # --- The cargo build -----------------------------------------------------------------------
 
 # Adds a custom command that builds the crate in SOURCE_DIR as a release static library with
-#   cargo [+TOOLCHAIN] rustc --release --lib --crate-type staticlib
+#   cargo [+TOOLCHAIN] rustc --release|--profile speed --lib --crate-type staticlib
 #         --manifest-path SOURCE_DIR/Cargo.toml --target-dir TARGET_DIR [--target TRIPLE]
 #         [EXTRA_ARGS...]
 # and a custom target NAME that depends on it (part of `all` with ALL).
@@ -266,18 +266,28 @@ endfunction()
 # reruns when a src/*.rs file, Cargo.toml or Cargo.lock changes. Sets OUTPUT_VARIABLE to
 # the archive's path.
 function(usmp_rust_add_staticlib)
-  cmake_parse_arguments(A "ALL" "NAME;SOURCE_DIR;TARGET_DIR;TRIPLE;TOOLCHAIN;OUTPUT_VARIABLE"
+  cmake_parse_arguments(A "ALL" "NAME;SOURCE_DIR;TARGET_DIR;TRIPLE;TOOLCHAIN;PROFILE;OUTPUT_VARIABLE"
                         "EXTRA_ARGS" ${ARGN})
+  # PROFILE: "size" (default: cargo's release profile) or "speed" (Cargo.toml [profile.speed]).
+  if("${A_PROFILE}" STREQUAL "" OR "${A_PROFILE}" STREQUAL "size")
+    set(_profile_args --release)
+    set(_profile_dir release)
+  elseif("${A_PROFILE}" STREQUAL "speed")
+    set(_profile_args --profile speed)
+    set(_profile_dir speed)
+  else()
+    message(FATAL_ERROR "usmp: unknown build profile '${A_PROFILE}' (size or speed)")
+  endif()
   set(_cmd "${USMP_CARGO}")
   if(NOT "${A_TOOLCHAIN}" STREQUAL "")
     list(APPEND _cmd "+${A_TOOLCHAIN}")
   endif()
   list(APPEND _cmd
-       rustc --release --lib --crate-type staticlib
+       rustc ${_profile_args} --lib --crate-type staticlib
        --manifest-path "${A_SOURCE_DIR}/Cargo.toml"
        --target-dir "${A_TARGET_DIR}")
   if("${A_TRIPLE}" STREQUAL "")
-    set(_out "${A_TARGET_DIR}/release")
+    set(_out "${A_TARGET_DIR}/${_profile_dir}")
   else()
     list(APPEND _cmd --target "${A_TRIPLE}")
     if(A_TRIPLE MATCHES "\\.json$")
@@ -285,7 +295,7 @@ function(usmp_rust_add_staticlib)
     else()
       set(_dirname "${A_TRIPLE}")
     endif()
-    set(_out "${A_TARGET_DIR}/${_dirname}/release")
+    set(_out "${A_TARGET_DIR}/${_dirname}/${_profile_dir}")
   endif()
   list(APPEND _cmd ${A_EXTRA_ARGS})
   if(A_TRIPLE MATCHES "-msvc$" OR ("${A_TRIPLE}" STREQUAL "" AND MSVC))
@@ -300,7 +310,7 @@ function(usmp_rust_add_staticlib)
     list(APPEND _deps "${A_SOURCE_DIR}/Cargo.lock")
   endif()
 
-  set(_comment "usmp: building the Rust core (cargo, release")
+  set(_comment "usmp: building the Rust core (cargo, ${_profile_dir}")
   if(NOT "${A_TRIPLE}" STREQUAL "")
     string(APPEND _comment ", ${A_TRIPLE}")
   endif()
