@@ -81,6 +81,9 @@ tests/component/test_component.sh
 step "fuzzing (cargo-fuzz/libFuzzer + ASan): the regressions, then each of the 7 targets for 20 s"
 scripts/fuzz.sh ci
 
+step "Miri (undefined behaviour): the core's unit tests and the fuzz replay through the C API"
+scripts/miri.sh
+
 step "footprint and speed budgets (budgets.toml): flash after a real link, stack painted in QEMU, sizeof(usmp_t), heap, instruction counts"
 scripts/check-budgets.sh --profile all
 passed=$((passed + 1))
