@@ -6,42 +6,13 @@ mod common;
 
 use std::collections::{BTreeSet, HashSet};
 
-use common::pair;
+use common::{pair, seal_logged};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use usmp::datagram::Window;
 use usmp::frame::{FrameType, MAX_FRAME};
-use usmp::session::{Rx, Session, MAX_DATA, MAX_MESSAGE, PLAINTEXT_OFFSET};
+use usmp::session::{Rx, Session, MAX_DATA, MAX_MESSAGE};
 use usmp::{Error, Version};
-
-fn seal_message(
-    s: &mut Session,
-    msg: &[u8],
-    log: &mut Vec<([u8; 32], [u8; 12])>,
-) -> Result<Vec<Vec<u8>>, Error> {
-    let n = Session::frames_for(msg.len())?;
-    s.check_room(n)?;
-    let chunks: Vec<&[u8]> = if msg.is_empty() {
-        vec![&[][..]]
-    } else {
-        msg.chunks(MAX_DATA).collect()
-    };
-    let mut out = vec![];
-    for (i, c) in chunks.iter().enumerate() {
-        let mut buf = [0u8; MAX_FRAME];
-        buf[PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + c.len()].copy_from_slice(c);
-        let ty = if i + 1 == chunks.len() {
-            FrameType::Data
-        } else {
-            FrameType::DataFrag
-        };
-        let key = *s.tx_key();
-        let len = s.seal(ty, &mut buf, c.len())?;
-        log.push((key, buf[12..24].try_into().unwrap()));
-        out.push(buf[..len].to_vec());
-    }
-    Ok(out)
-}
 
 /// CI runs a fixed seed (reproducible); set PROPTEST_SEED=random (or a number) to explore.
 fn seed() -> RngSeed {
@@ -60,7 +31,7 @@ fn fragmentation_round_trip_for_every_length() {
         let mut out = vec![0u8; MAX_MESSAGE];
         for len in 0..=MAX_MESSAGE {
             let msg: Vec<u8> = (0..len).map(|i| (i ^ len) as u8).collect();
-            let frames = seal_message(&mut dev, &msg, &mut log).unwrap();
+            let frames = seal_logged(&mut dev, &msg, &mut log).unwrap();
             assert_eq!(frames.len(), len.div_ceil(MAX_DATA).max(1));
             let mut last = None;
             for mut f in frames {
@@ -134,7 +105,7 @@ proptest! {
             match op {
                 0 | 1 => {
                     let (a, b, log) = if op == 0 { (&mut dev, &mut gw, &mut dev_log) } else { (&mut gw, &mut dev, &mut gw_log) };
-                    if let Ok(frames) = seal_message(a, &vec![salt; len], log) {
+                    if let Ok(frames) = seal_logged(a, &vec![salt; len], log) {
                         for mut f in frames {
                             b.receive(&mut f, &mut out).unwrap();
                         }
@@ -187,8 +158,8 @@ fn v1_reuses_nonces_across_directions_v2_does_not() {
     for v in [Version::V1, Version::V2] {
         let (mut dev, mut gw) = pair(v);
         let (mut a, mut b) = (vec![], vec![]);
-        seal_message(&mut dev, b"from device", &mut a).unwrap();
-        seal_message(&mut gw, b"from gateway", &mut b).unwrap();
+        seal_logged(&mut dev, b"from device", &mut a).unwrap();
+        seal_logged(&mut gw, b"from gateway", &mut b).unwrap();
         assert_eq!(a[0] == b[0], v == Version::V1, "{v:?}");
     }
 }

@@ -3,36 +3,12 @@
 
 mod common;
 
-use common::pair;
+use common::{pair, seal_message};
 use usmp::frame::{FrameType, MAX_FRAME};
-use usmp::session::{Rx, Session, MAX_DATA, MAX_MESSAGE, PLAINTEXT_OFFSET};
+use usmp::session::{Rx, Session, MAX_DATA, MAX_MESSAGE};
 use usmp::{Error, Version};
 
 const BOTH: [Version; 2] = [Version::V1, Version::V2];
-
-/// Seals `msg` as send() does: returns the frames.
-fn seal_message(s: &mut Session, msg: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
-    let n = Session::frames_for(msg.len())?;
-    s.check_room(n)?;
-    let mut out = Vec::new();
-    let chunks: Vec<&[u8]> = if msg.is_empty() {
-        vec![&[][..]]
-    } else {
-        msg.chunks(MAX_DATA).collect()
-    };
-    for (i, c) in chunks.iter().enumerate() {
-        let mut buf = [0u8; MAX_FRAME];
-        buf[PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + c.len()].copy_from_slice(c);
-        let ty = if i + 1 == chunks.len() {
-            FrameType::Data
-        } else {
-            FrameType::DataFrag
-        };
-        let len = s.seal(ty, &mut buf, c.len())?;
-        out.push(buf[..len].to_vec());
-    }
-    Ok(out)
-}
 
 fn deliver(s: &mut Session, frames: &mut [Vec<u8>], out: &mut [u8]) -> Result<Rx, Error> {
     let mut last = Err(Error::NotConnected);

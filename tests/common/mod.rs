@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
-use usmp::frame::MAX_FRAME;
+use usmp::frame::{FrameType, MAX_FRAME};
 use usmp::handshake::{DeviceHandshake, DeviceStep, Responder, ResponderStep};
-use usmp::session::Session;
+use usmp::session::{Session, MAX_DATA, PLAINTEXT_OFFSET};
 use usmp::Version;
 
 pub fn vector(version: Version, name: &str) -> Value {
@@ -92,4 +92,43 @@ pub fn pair_with(
         panic!("device did not establish")
     };
     Ok((ds, gs))
+}
+
+/// Every (tx key, nonce) a test sealed, to check that none repeats.
+pub type SealLog = Vec<([u8; 32], [u8; 12])>;
+
+/// Seals a message the way `usmp_send` does (DATA_FRAG... DATA, 452-byte chunks, one empty
+/// DATA for an empty message) and returns the frames; `log` records each (key, nonce).
+pub fn seal_logged(
+    s: &mut Session,
+    msg: &[u8],
+    log: &mut SealLog,
+) -> Result<Vec<Vec<u8>>, usmp::Error> {
+    let n = Session::frames_for(msg.len())?;
+    s.check_room(n)?;
+    let chunks: Vec<&[u8]> = if msg.is_empty() {
+        vec![&[][..]]
+    } else {
+        msg.chunks(MAX_DATA).collect()
+    };
+    let mut out = Vec::new();
+    for (i, c) in chunks.iter().enumerate() {
+        let mut buf = [0u8; MAX_FRAME];
+        buf[PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + c.len()].copy_from_slice(c);
+        let ty = if i + 1 == chunks.len() {
+            FrameType::Data
+        } else {
+            FrameType::DataFrag
+        };
+        let key = *s.tx_key();
+        let len = s.seal(ty, &mut buf, c.len())?;
+        log.push((key, buf[12..24].try_into().unwrap()));
+        out.push(buf[..len].to_vec());
+    }
+    Ok(out)
+}
+
+/// [`seal_logged`] without the log.
+pub fn seal_message(s: &mut Session, msg: &[u8]) -> Result<Vec<Vec<u8>>, usmp::Error> {
+    seal_logged(s, msg, &mut Vec::new())
 }
