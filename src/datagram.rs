@@ -109,6 +109,112 @@ impl Rto {
     }
 }
 
+/// Stop-and-wait for one frame in flight, sans-IO: the driver sends when told, feeds the
+/// datagrams that arrive and the time, and waits as long as [`Arq::wait_ms`] says.
+///
+/// Attempt `k` (0-based) waits `rto * 2^k` (adaptive [`Rto`], or a fixed first wait),
+/// never past an optional overall deadline; a UTACK for the frame's type and seq (with a
+/// valid MAC where a key is given) ends it, and only a first-attempt acknowledgement is a
+/// round-trip sample (Karn).
+#[derive(Clone, Copy, Debug)]
+pub struct Arq {
+    ty: u8,
+    seq: u32,
+    attempt: u8,
+    attempts: u8,
+    fixed_ms: u32,
+    sent_at: u32,
+    limit: u32,
+    deadline: Option<(u32, u32)>,
+}
+
+/// What the driver does next for the frame in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArqStep {
+    /// Send the frame (first time or again) now, then call [`Arq::sent`].
+    Send,
+    /// Wait for a datagram at most this many ms.
+    Wait(u32),
+    /// No acknowledgement after every attempt (or the deadline passed): give up.
+    GiveUp,
+}
+
+impl Arq {
+    /// A frame to deliver (its header gives the type and seq the UTACK must echo), with
+    /// `attempts` tries (at least one), a fixed first wait (`fixed_ms` > 0) or the adaptive
+    /// one, and an optional deadline `(start, budget_ms)`.
+    pub fn new(
+        frame: &[u8],
+        attempts: u8,
+        fixed_ms: u32,
+        deadline: Option<(u32, u32)>,
+    ) -> Option<Self> {
+        let ty = *frame.get(3)?;
+        let seq = u32::from_le_bytes(frame.get(4..8)?.try_into().ok()?);
+        Some(Self {
+            ty,
+            seq,
+            attempt: 0,
+            attempts: attempts.max(1),
+            fixed_ms,
+            sent_at: 0,
+            limit: 0,
+            deadline,
+        })
+    }
+
+    /// Attempts made so far beyond the first (retransmissions).
+    pub fn retransmissions(&self) -> u8 {
+        self.attempt.saturating_sub(1)
+    }
+
+    /// The frame went out at `now`: starts this attempt's wait.
+    pub fn sent(&mut self, now: u32, rto: &Rto) {
+        let k = self.attempt;
+        self.attempt = self.attempt.saturating_add(1);
+        self.sent_at = now;
+        self.limit = if self.fixed_ms > 0 {
+            self.fixed_ms.saturating_mul(1 << k.min(8))
+        } else {
+            rto.timeout_ms(k)
+        };
+        if let Some((t0, budget)) = self.deadline {
+            self.limit = self.limit.min(budget.saturating_sub(now.wrapping_sub(t0)));
+        }
+    }
+
+    /// What to do at `now`.
+    pub fn step(&self, now: u32) -> ArqStep {
+        if self.attempt == 0 {
+            return ArqStep::Send;
+        }
+        let waited = now.wrapping_sub(self.sent_at);
+        if waited < self.limit {
+            return ArqStep::Wait(self.limit - waited);
+        }
+        let past_deadline = self
+            .deadline
+            .is_some_and(|(t0, budget)| now.wrapping_sub(t0) >= budget);
+        if self.attempt >= self.attempts || past_deadline {
+            ArqStep::GiveUp
+        } else {
+            ArqStep::Send
+        }
+    }
+
+    /// Checks a UTACK that arrived at `now`; true when it acknowledges the frame. A match on
+    /// the first attempt feeds the round trip to `rto` (unless the wait is fixed).
+    pub fn on_utack(&self, d: &[u8], key: Option<&[u8; 32]>, now: u32, rto: &mut Rto) -> bool {
+        if !utack_matches(d, self.ty, self.seq, key) {
+            return false;
+        }
+        if self.attempt == 1 && self.fixed_ms == 0 {
+            rto.sample(now.wrapping_sub(self.sent_at));
+        }
+        true
+    }
+}
+
 /// The 64-frame replay window of v2 (PROTOCOL.md §6): `high` is the highest accepted seq,
 /// bit `i` of `bitmap` marks `high - i` as seen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -179,6 +285,50 @@ mod tests {
         }
         assert_eq!(delivered[..n], [0, 1, 3, 2, 70, 7, 69]);
         assert_eq!((w.high, w.bitmap), (70, 0x8000_0000_0000_0003));
+    }
+
+    #[test]
+    fn arq_backs_off_gives_up_and_respects_the_deadline() {
+        let frame = [0xCD, 0xAB, 2, 5, 7, 0, 0, 0, 0, 0, 0, 0];
+        let rto = Rto::default();
+        let mut a = Arq::new(&frame, 3, 0, None).unwrap();
+        let mut now = 1000u32;
+        let mut sends = 0;
+        loop {
+            match a.step(now) {
+                ArqStep::Send => {
+                    sends += 1;
+                    a.sent(now, &rto);
+                }
+                ArqStep::Wait(ms) => now = now.wrapping_add(ms),
+                ArqStep::GiveUp => break,
+            }
+        }
+        assert_eq!(
+            (sends, now - 1000, a.retransmissions()),
+            (3, 500 + 1000 + 2000, 2)
+        );
+        let mut a = Arq::new(&frame, 5, 0, Some((1000, 1200))).unwrap();
+        let mut now = 1000u32;
+        while let Some(ms) = match a.step(now) {
+            ArqStep::Send => {
+                a.sent(now, &rto);
+                Some(0)
+            }
+            ArqStep::Wait(ms) => Some(ms),
+            ArqStep::GiveUp => None,
+        } {
+            now += ms;
+        }
+        assert_eq!(now - 1000, 1200);
+        let mut rto2 = Rto::default();
+        let mut a = Arq::new(&frame, 5, 0, None).unwrap();
+        a.sent(0, &rto2);
+        let mut ack = [0u8; UTACK_MAC_LEN];
+        let n = utack(5, 7, None, &mut ack);
+        assert!(!a.on_utack(&ack[..n], None.or(Some(&[1; 32])), 40, &mut rto2));
+        assert!(a.on_utack(&ack[..n], None, 40, &mut rto2));
+        assert!(rto2.rto_ms() < 500);
     }
 
     #[test]

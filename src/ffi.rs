@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use zeroize::Zeroize;
 
-use crate::datagram::{self, Rto};
+use crate::datagram::{self, Arq, ArqStep, Rto};
 use crate::frame::{self, FrameType, MAX_FRAME};
 use crate::handshake::{DeviceHandshake, DeviceStep, DEVICE_ID_LEN};
 use crate::session::{
@@ -412,65 +412,48 @@ impl Link<'_> {
             self.st.last_tx_ms = millis();
             return Ok(());
         }
-        let ty = *frame.get(3).ok_or(Error::InvalidArg)?;
-        let seq_bytes: [u8; 4] = frame
-            .get(4..8)
-            .and_then(|s| s.try_into().ok())
-            .ok_or(Error::InvalidArg)?;
-        let seq = u32::from_le_bytes(seq_bytes);
+        let mut arq =
+            Arq::new(frame, self.attempts, self.fixed_rto_ms, until).ok_or(Error::InvalidArg)?;
         let mut rx = [0u8; MAX_FRAME];
-        for attempt in 0..self.attempts.max(1) {
-            if attempt > 0 {
-                self.st.stats.retransmits = self.st.stats.retransmits.wrapping_add(1);
-            }
-            self.raw_send(frame)?;
-            self.st.last_tx_ms = millis();
-            let start = millis();
-            let mut limit = if self.fixed_rto_ms > 0 {
-                self.fixed_rto_ms.saturating_mul(1 << attempt.min(8))
-            } else {
-                self.st.rto.timeout_ms(attempt)
-            };
-            if let Some((t0, budget)) = until {
-                let left = budget.saturating_sub(start.wrapping_sub(t0));
-                if left == 0 {
-                    return Err(Error::Timeout);
-                }
-                limit = limit.min(left);
-            }
-            loop {
-                let waited = millis().wrapping_sub(start);
-                if waited >= limit {
-                    break;
-                }
-                let n = self.raw_recv(&mut rx, Some(limit - waited))?;
-                let Some(d) = rx.get_mut(..n).filter(|d| !d.is_empty()) else {
+        loop {
+            let wait = match arq.step(millis()) {
+                ArqStep::Send => {
+                    self.raw_send(frame)?;
+                    let now = millis();
+                    self.st.last_tx_ms = now;
+                    arq.sent(now, &self.st.rto);
+                    if arq.retransmissions() > 0 {
+                        self.st.stats.retransmits = self.st.stats.retransmits.wrapping_add(1);
+                    }
                     continue;
-                };
-                if datagram::is_utack(d) {
-                    if datagram::utack_matches(d, ty, seq, ack_key) {
-                        if attempt == 0 && self.fixed_rto_ms == 0 {
-                            self.st.rto.sample(millis().wrapping_sub(start));
-                        }
+                }
+                ArqStep::Wait(ms) => ms,
+                ArqStep::GiveUp => break,
+            };
+            let n = self.raw_recv(&mut rx, Some(wait))?;
+            let Some(d) = rx.get_mut(..n).filter(|d| !d.is_empty()) else {
+                continue;
+            };
+            if datagram::is_utack(d) {
+                if arq.on_utack(d, ack_key, millis(), &mut self.st.rto) {
+                    return Ok(());
+                }
+                self.st.stats.bad_acks = self.st.stats.bad_acks.wrapping_add(1);
+                continue;
+            }
+            match hs.as_mut() {
+                Some((slot, answers)) => {
+                    let answer = handshake_type(d).is_some_and(|t| answers.contains(&t));
+                    if slot.len == 0 {
+                        slot.buf.copy_from_slice(&rx);
+                        slot.len = n;
+                    }
+                    if answer {
+                        // The answer proves the frame arrived, whatever became of its UTACK.
                         return Ok(());
                     }
-                    self.st.stats.bad_acks = self.st.stats.bad_acks.wrapping_add(1);
-                    continue;
                 }
-                match hs.as_mut() {
-                    Some((slot, answers)) => {
-                        let answer = handshake_type(d).is_some_and(|t| answers.contains(&t));
-                        if slot.len == 0 {
-                            slot.buf.copy_from_slice(&rx);
-                            slot.len = n;
-                        }
-                        if answer {
-                            // The answer proves the frame arrived, whatever became of its UTACK.
-                            return Ok(());
-                        }
-                    }
-                    None => self.in_session_while_sending(d),
-                }
+                None => self.in_session_while_sending(d),
             }
         }
         Err(Error::Timeout)
