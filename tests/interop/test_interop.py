@@ -29,10 +29,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -40,7 +38,9 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-GATEWAY = HERE / "gateway.py"
+sys.path.insert(0, str(REPO / "tests"))  # tests/gateway_harness.py, shared with tests/stm32
+from gateway_harness import VERSIONS, Gateway, ensure_venvs, new_run_dir, node_dir, run_build  # noqa: E402
+
 PROXY = HERE / "lossy_proxy.py"
 BENCH = HERE / "bench_udp.py"
 BUILD_DIR = Path(os.environ.get("USMP_INTEROP_BUILD")
@@ -49,61 +49,16 @@ PSK = "usmp-interop-psk-0123456789abcdef"
 WRONG_PSK = "usmp-interop-WRONG-psk-987654321"
 
 CLIENT_TIMEOUT_S = 40.0      # one scenario run (each is ~1-3 s when healthy; lossy UDP ~15 s)
-GATEWAY_READY_TIMEOUT_S = 20.0
 BUILD_TIMEOUT_S = 1200.0     # first build compiles the Rust core
-SETUP_TIMEOUT_S = 900.0
-
-VERSIONS: dict[str, dict[str, Any]] = {
-    "v1": {"env": "USMP_VENV_V1", "default": REPO / ".venv-interop" / "v1", "usmp": "0.5.1", "wire": 1},
-    "v2": {"env": "USMP_VENV_V2", "default": REPO / ".venv-interop" / "v2", "usmp": "1.2.2", "wire": 2},
-}
 
 RESULTS: list[dict[str, Any]] = []
 
 
 # --------------------------------------------------------------------------- environment
 
-def venv_path(ver: str) -> Path:
-    spec = VERSIONS[ver]
-    return Path(os.environ.get(spec["env"], str(spec["default"])))
-
-
-def venv_python(ver: str) -> Path:
-    return venv_path(ver) / "bin" / "python"
-
-
-def venv_usmp_version(ver: str) -> str | None:
-    py = venv_python(ver)
-    if not py.exists():
-        return None
-    try:
-        out = subprocess.run([str(py), "-c", "import usmp; print(usmp.__version__)"],
-                             capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 @pytest.fixture(scope="session")
 def venvs() -> dict[str, Path]:
-    wrong = [v for v in VERSIONS if venv_usmp_version(v) != VERSIONS[v]["usmp"]]
-    if wrong:
-        script = REPO / "scripts" / "setup-python.sh"
-        env = dict(os.environ)
-        env.setdefault("USMP_VENV_V1", str(venv_path("v1")))
-        env.setdefault("USMP_VENV_V2", str(venv_path("v2")))
-        try:
-            proc = subprocess.run(["bash", str(script)], cwd=REPO, env=env, capture_output=True,
-                                  text=True, timeout=SETUP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"{script} did not finish within {SETUP_TIMEOUT_S:.0f} s")
-        if proc.returncode != 0:
-            pytest.fail(f"{script} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    for v in VERSIONS:
-        got = venv_usmp_version(v)
-        if got != VERSIONS[v]["usmp"]:
-            pytest.fail(f"venv {venv_path(v)} has usmp {got!r}, expected {VERSIONS[v]['usmp']}")
-    return {v: venv_python(v) for v in VERSIONS}
+    return ensure_venvs()
 
 
 @pytest.fixture(scope="session")
@@ -112,21 +67,9 @@ def client_bin() -> Path:
         pytest.fail("cmake not found")
     gen = ["-G", "Ninja"] if shutil.which("ninja") else []
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
-    log = BUILD_DIR / "build-output.log"
-    steps = [["cmake", "-S", str(HERE), "-B", str(BUILD_DIR), *gen, "-DCMAKE_BUILD_TYPE=Release"],
-             ["cmake", "--build", str(BUILD_DIR), "--target", "interop_client", "udp_transport_check"]]
-    deadline = time.monotonic() + BUILD_TIMEOUT_S
-    with open(log, "w") as fh:
-        for cmd in steps:
-            fh.write("$ " + " ".join(cmd) + "\n")
-            fh.flush()
-            try:
-                proc = subprocess.run(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT,
-                                      timeout=max(10.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"build step timed out: {' '.join(cmd)} (log: {log})")
-            if proc.returncode != 0:
-                pytest.fail(f"build step failed: {' '.join(cmd)}\n{log.read_text()[-6000:]}")
+    run_build([["cmake", "-S", str(HERE), "-B", str(BUILD_DIR), *gen, "-DCMAKE_BUILD_TYPE=Release"],
+               ["cmake", "--build", str(BUILD_DIR), "--target", "interop_client", "udp_transport_check"]],
+              BUILD_DIR / "build-output.log", BUILD_TIMEOUT_S)
     exe = BUILD_DIR / "interop_client"
     if not exe.exists():
         pytest.fail(f"{exe} was not produced")
@@ -134,88 +77,6 @@ def client_bin() -> Path:
 
 
 # --------------------------------------------------------------------------- gateway
-
-@dataclass
-class Gateway:
-    ver: str
-    python: Path
-    workdir: Path
-    psk: str = PSK
-    proto: str = "tcp"
-    lib_log_level: str = "INFO"
-    port: int = 0
-    proc: subprocess.Popen | None = None
-    generation: int = 0
-    logs: list[Path] = field(default_factory=list)
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / f"gateway-{self.ver}-{self.generation}.jsonl"
-
-    def start(self, port: int | None = None) -> "Gateway":
-        """Starts the gateway (on `port`, or a free port chosen by the OS), waits for READY."""
-        self.generation += 1
-        ready = self.workdir / f"ready-{self.ver}-{self.generation}"
-        stderr = open(self.workdir / f"gateway-{self.ver}-{self.generation}.stderr", "w")
-        self.logs.append(self.log_path)
-        want_port = self.port if port is None else port
-        deadline = time.monotonic() + GATEWAY_READY_TIMEOUT_S
-        while True:  # a restart on the same port may briefly find it busy
-            self.proc = subprocess.Popen(
-                [str(self.python), str(GATEWAY), "--proto", self.proto, "--port", str(want_port),
-                 "--psk", self.psk, "--log", str(self.log_path), "--ready-file", str(ready),
-                 "--lib-log-level", self.lib_log_level],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, cwd=self.workdir)
-            while not ready.exists():
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    break
-                time.sleep(0.02)
-            if ready.exists():
-                break
-            rc = self.proc.poll()
-            self.kill()
-            if rc is None or time.monotonic() > deadline or want_port == 0:
-                pytest.fail(f"gateway {self.ver} did not become ready (exit {rc}):\n"
-                            f"{(self.workdir / f'gateway-{self.ver}-{self.generation}.stderr').read_text()[-3000:]}")
-            time.sleep(0.2)
-        line = ready.read_text().split()
-        assert line[0] == "READY" and line[1] == self.proto, line
-        self.port = int(line[2])
-        assert f"wire=0x0{VERSIONS[self.ver]['wire']}" in line, line
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL (a crash, as far as the device can tell)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def events(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for p in self.logs:
-            if p.exists():
-                for ln in p.read_text().splitlines():
-                    try:
-                        out.append(json.loads(ln))
-                    except json.JSONDecodeError:
-                        pass
-        return out
-
-    def tail(self, n: int = 40) -> str:
-        lines: list[str] = []
-        for p in self.logs:
-            if p.exists():
-                lines += p.read_text().splitlines()
-        return "\n".join(lines[-n:])
-
 
 def wait_for(pred: Callable[[], Any], timeout: float, what: str, gw: Gateway) -> Any:
     deadline = time.monotonic() + timeout
@@ -230,12 +91,7 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, gw: Gateway) ->
 
 @pytest.fixture(scope="session")
 def workdir() -> Iterator[Path]:
-    base = BUILD_DIR / "runs"
-    base.mkdir(parents=True, exist_ok=True)
-    for stale in sorted(base.glob("run-*"), key=lambda p: p.stat().st_mtime)[:-4]:
-        shutil.rmtree(stale, ignore_errors=True)  # keep the logs of the last few runs
-    d = Path(tempfile.mkdtemp(prefix="run-", dir=base))
-    yield d
+    yield new_run_dir(BUILD_DIR / "runs")
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +102,7 @@ def shared_gateways(venvs: dict[str, Path], workdir: Path) -> Iterator[dict[tupl
             for proto in PROTOS:
                 wd = workdir / f"shared-{v}-{proto}"
                 wd.mkdir(exist_ok=True)
-                gws[v, proto] = Gateway(v, venvs[v], wd, proto=proto).start()
+                gws[v, proto] = Gateway(v, venvs[v], wd, PSK, proto=proto).start()
         yield gws
     finally:
         for gw in gws.values():
@@ -258,9 +114,8 @@ def own_gateway(venvs: dict[str, Path], workdir: Path, request: pytest.FixtureRe
     started: list[Gateway] = []
 
     def make(ver: str, proto: str = "tcp", lib_log_level: str = "INFO") -> Gateway:
-        wd = workdir / f"{request.node.name}".replace("/", "_").replace("[", "-").replace("]", "")
-        wd.mkdir(exist_ok=True)
-        gw = Gateway(ver, venvs[ver], wd, proto=proto, lib_log_level=lib_log_level).start()
+        gw = Gateway(ver, venvs[ver], node_dir(workdir, request.node.name), PSK, proto=proto,
+                     lib_log_level=lib_log_level).start()
         started.append(gw)
         return gw
 

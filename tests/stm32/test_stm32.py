@@ -23,25 +23,26 @@ Run:  scripts/setup-python.sh && scripts/setup-qemu.sh && \
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import tempfile
+import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # tests/gateway_harness.py, shared with tests/interop
+from gateway_harness import (  # noqa: E402
+    SETUP_TIMEOUT_S, VERSIONS, Gateway, ensure_venvs, new_run_dir, node_dir, run_build)
+
 EXAMPLE = REPO / "examples" / "stm32_uart"
-GATEWAY = REPO / "tests" / "interop" / "gateway.py"
 BUILD_ROOT = Path(os.environ.get("USMP_STM32_BUILD")
                   or str(Path(os.environ.get("USMP_BUILD_DIR") or REPO / "build") / "stm32"))
 
@@ -49,14 +50,7 @@ PSK = "usmp-stm32-psk-0123456789abcdef"
 WRONG_PSK = "usmp-stm32-WRONG-psk-9876543210"
 
 BUILD_TIMEOUT_S = 900.0      # a cold build compiles the Rust core
-SETUP_TIMEOUT_S = 900.0
-GATEWAY_READY_TIMEOUT_S = 20.0
 QEMU_TIMEOUT_S = 40.0        # one firmware run: ~2 s when healthy, ~12 s for the timeout case
-
-VERSIONS: dict[str, dict[str, Any]] = {
-    "v1": {"env": "USMP_VENV_V1", "default": REPO / ".venv-interop" / "v1", "usmp": "0.5.1", "wire": 1},
-    "v2": {"env": "USMP_VENV_V2", "default": REPO / ".venv-interop" / "v2", "usmp": "1.2.2", "wire": 2},
-}
 
 # What the firmware sends, in order (main.c): a 35-byte text, then 1, 452, 453, 1000, 1808,
 # then 64 after the keepalive.
@@ -68,39 +62,9 @@ RESULTS: list[str] = []
 
 # --------------------------------------------------------------------------- environment
 
-def venv_python(ver: str) -> Path:
-    spec = VERSIONS[ver]
-    return Path(os.environ.get(spec["env"], str(spec["default"]))) / "bin" / "python"
-
-
-def venv_usmp_version(ver: str) -> str | None:
-    py = venv_python(ver)
-    if not py.exists():
-        return None
-    try:
-        out = subprocess.run([str(py), "-c", "import usmp; print(usmp.__version__)"],
-                             capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 @pytest.fixture(scope="session")
 def venvs() -> dict[str, Path]:
-    if any(venv_usmp_version(v) != VERSIONS[v]["usmp"] for v in VERSIONS):
-        script = REPO / "scripts" / "setup-python.sh"
-        try:
-            proc = subprocess.run(["bash", str(script)], cwd=REPO, capture_output=True, text=True,
-                                  timeout=SETUP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"{script} did not finish within {SETUP_TIMEOUT_S:.0f} s")
-        if proc.returncode != 0:
-            pytest.fail(f"{script} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    for v in VERSIONS:
-        got = venv_usmp_version(v)
-        if got != VERSIONS[v]["usmp"]:
-            pytest.fail(f"{venv_python(v)} has usmp {got!r}, expected {VERSIONS[v]['usmp']}")
-    return {v: venv_python(v) for v in VERSIONS}
+    return ensure_venvs()
 
 
 @pytest.fixture(scope="session")
@@ -153,21 +117,8 @@ class Firmware:
                   f"-DUSMP_STM32_WIRE={wire}", f"-DUSMP_STM32_PSK={PSK}",
                   "-DUSMP_STM32_KEEPALIVE_MS=1000"],
                  ["cmake", "--build", str(bdir)]]
-        log = bdir / "build-output.log"
         t0 = time.monotonic()
-        deadline = t0 + BUILD_TIMEOUT_S
-        with open(log, "w") as fh:
-            for cmd in steps:
-                fh.write("$ " + " ".join(cmd) + "\n")
-                fh.flush()
-                try:
-                    proc = subprocess.run(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL,
-                                          timeout=max(10.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pytest.fail(f"build step timed out: {' '.join(cmd)} (log: {log})")
-                if proc.returncode != 0:
-                    pytest.fail(f"build step failed: {' '.join(cmd)}\n{log.read_text()[-6000:]}")
+        run_build(steps, bdir / "build-output.log", BUILD_TIMEOUT_S)
         elf = bdir / "usmp_stm32_uart.elf"
         if not elf.exists():
             pytest.fail(f"{elf} was not produced")
@@ -183,81 +134,18 @@ def firmware() -> Firmware:
 
 @pytest.fixture(scope="session")
 def workdir() -> Iterator[Path]:
-    base = BUILD_ROOT / "runs"
-    base.mkdir(parents=True, exist_ok=True)
-    for stale in sorted(base.glob("run-*"), key=lambda p: p.stat().st_mtime)[:-4]:
-        shutil.rmtree(stale, ignore_errors=True)  # keep the logs of the last few runs
-    yield Path(tempfile.mkdtemp(prefix="run-", dir=base))
+    yield new_run_dir(BUILD_ROOT / "runs")
 
 
 # --------------------------------------------------------------------------- gateway
-
-@dataclass
-class Gateway:
-    ver: str
-    python: Path
-    workdir: Path
-    psk: str
-    port: int = 0
-    proc: subprocess.Popen | None = None
-    log_path: Path = field(default=Path())
-
-    def start(self) -> "Gateway":
-        self.log_path = self.workdir / f"gateway-{self.ver}.jsonl"
-        ready = self.workdir / f"ready-{self.ver}"
-        stderr = open(self.workdir / f"gateway-{self.ver}.stderr", "w")
-        self.proc = subprocess.Popen(
-            [str(self.python), str(GATEWAY), "--port", "0", "--psk", self.psk, "--log", str(self.log_path),
-             "--ready-file", str(ready)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, cwd=self.workdir)
-        stderr.close()
-        deadline = time.monotonic() + GATEWAY_READY_TIMEOUT_S
-        while not ready.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                rc = self.proc.poll()
-                self.stop()
-                pytest.fail(f"gateway {self.ver} did not become ready (exit {rc}):\n"
-                            f"{(self.workdir / f'gateway-{self.ver}.stderr').read_text()[-3000:]}")
-            time.sleep(0.02)
-        line = ready.read_text().split()
-        assert line[0] == "READY" and line[1] == "tcp", line
-        assert f"wire=0x0{VERSIONS[self.ver]['wire']}" in line, line
-        self.port = int(line[2])
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-
-    def events(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        if self.log_path.exists():
-            for ln in self.log_path.read_text().splitlines():
-                try:
-                    out.append(json.loads(ln))
-                except json.JSONDecodeError:
-                    pass
-        return out
-
-    def tail(self, n: int = 30) -> str:
-        if not self.log_path.exists():
-            return "(no gateway log)"
-        return "\n".join(ln for ln in self.log_path.read_text().splitlines()[-n:])
-
 
 @pytest.fixture
 def gateway(venvs: dict[str, Path], workdir: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Gateway]]:
     started: list[Gateway] = []
 
     def make(ver: str, psk: str = PSK) -> Gateway:
-        wd = workdir / request.node.name.replace("/", "_").replace("[", "-").replace("]", "")
-        wd.mkdir(exist_ok=True)
-        gw = Gateway(ver, venvs[ver], wd, psk).start()
+        # one gateway per test: gateway-<ver>.jsonl, no start count in the file names
+        gw = Gateway(ver, venvs[ver], node_dir(workdir, request.node.name), psk, numbered=False).start()
         started.append(gw)
         return gw
 
@@ -363,7 +251,7 @@ def test_quickstart(qemu: Path, firmware: Firmware, gateway: Callable[..., Gatew
     elf = firmware.elf(wire)
     gw = gateway(ver)
     run = run_firmware(qemu, elf, gw.port, gw.workdir, f"quickstart-wire{wire}")
-    ctx = f"\n--- firmware (exit {run.rc}):\n{run.out}\n--- gateway log:\n{gw.tail()}"
+    ctx = f"\n--- firmware (exit {run.rc}):\n{run.out}\n--- gateway log:\n{gw.tail(30)}"
     assert run.rc == 0, "firmware failed" + ctx
     assert "RESULT PASS" in run.out, ctx
     for s in ("port ok", "connect ok", "echo 1808 ok", "keepalive ok", "echo 64 ok", "bye ok"):
@@ -413,7 +301,7 @@ def test_wrong_psk(qemu: Path, firmware: Firmware, gateway: Callable[..., Gatewa
     elf = firmware.elf(wire)
     gw = gateway(ver, psk=WRONG_PSK)
     run = run_firmware(qemu, elf, gw.port, gw.workdir, f"wrong-psk-wire{wire}")
-    ctx = f"\n--- firmware (exit {run.rc}):\n{run.out}\n--- gateway log:\n{gw.tail()}"
+    ctx = f"\n--- firmware (exit {run.rc}):\n{run.out}\n--- gateway log:\n{gw.tail(30)}"
     assert run.rc == 1, ctx
     assert "STEP connect FAILED: -4 (USMP_ERR_TIMEOUT)" in run.out, ctx
     assert "uart: tx 2 frames" in run.out, "HELLO and HELLO_ACK should have gone out" + ctx
