@@ -22,6 +22,9 @@
 
 #include "usmp_config.h"
 #include "usmp_port.h"
+#ifdef CONFIG_IDF_TARGET_LINUX
+#include "usmp_host_id.h"
+#endif
 
 #include <stdint.h>
 #include <string.h>
@@ -128,79 +131,13 @@ USMP_WEAK void usmp_port_log(char level, const char *tag, const char *msg)
 
 #ifdef CONFIG_IDF_TARGET_LINUX
 
-static int hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9') {
-        return ch - '0';
-    }
-    if (ch >= 'a' && ch <= 'f') {
-        return ch - 'a' + 10;
-    }
-    if (ch >= 'A' && ch <= 'F') {
-        return ch - 'A' + 10;
-    }
-    return -1;
-}
-
-/* 12 hex digits -> 6 bytes. 0 / -1. */
-static int parse_hex_id(const char *s, uint8_t out[USMP_DEVICE_ID_LEN])
-{
-    if (strlen(s) != 2u * USMP_DEVICE_ID_LEN) {
-        return -1;
-    }
-    for (size_t i = 0; i < USMP_DEVICE_ID_LEN; i++) {
-        int hi = hex_digit(s[2 * i]);
-        int lo = hex_digit(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            return -1;
-        }
-        out[i] = (uint8_t)((hi << 4) | lo);
-    }
-    return 0;
-}
-
-/* A stable id for this host that does not reveal what it was derived from: the library's
- * keyed hash of /etc/machine-id, else of the host name. */
-static int id_from_host(uint8_t out[USMP_DEVICE_ID_LEN])
-{
-    char seed[256];
-    size_t n = 0;
-    FILE *f = fopen("/etc/machine-id", "r");
-    if (f != NULL) {
-        if (fgets(seed, (int)sizeof seed, f) != NULL) {
-            n = strcspn(seed, "\r\n");
-        }
-        (void)fclose(f);
-    }
-    if (n < 16) {
-        if (gethostname(seed, sizeof seed) != 0) {
-            return -1;
-        }
-        seed[sizeof seed - 1] = '\0';
-        n = strlen(seed);
-    }
-    return usmp_device_id_from_seed((const uint8_t *)seed, n, out) == 0 ? 0 : -1;
-}
-
+/* The host's id, as the POSIX hooks make it (component/usmp_host_id.c). */
 USMP_WEAK int usmp_port_get_device_id(uint8_t *out, size_t len)
 {
-    uint8_t id[USMP_DEVICE_ID_LEN];
     if (out == NULL || len < USMP_DEVICE_ID_LEN) {
         return -1;
     }
-    const char *env = getenv("USMP_DEVICE_ID");
-    if (env != NULL && env[0] != '\0') {
-        if (parse_hex_id(env, id) == 0) {
-            memcpy(out, id, sizeof id);
-            return 0;
-        }
-        usmp_port_log('W', "usmp_port", "USMP_DEVICE_ID is not 12 hex digits; ignored");
-    }
-    if (id_from_host(id) != 0) {
-        return -1;
-    }
-    memcpy(out, id, sizeof id);
-    return 0;
+    return usmp_host_device_id(out);
 }
 
 #else
