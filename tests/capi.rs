@@ -3,54 +3,17 @@
 //! without sockets. Port hooks are defined here, as an application would.
 
 mod common;
+#[path = "common/port.rs"]
+mod port;
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_int, c_void, CStr};
 
 use usmp::ffi::*;
 use usmp::frame::{FrameType, MAX_FRAME};
 use usmp::handshake::{Responder, ResponderStep};
 use usmp::session::{Rx, Session, MAX_DATA, PLAINTEXT_OFFSET};
 use usmp::Version;
-
-thread_local! {
-    static CLOCK: RefCell<u32> = const { RefCell::new(1000) };
-    static RNG: RefCell<u8> = const { RefCell::new(1) };
-}
-
-#[no_mangle]
-extern "C" fn usmp_port_get_device_id(out: *mut u8, len: usize) -> c_int {
-    if len < 6 {
-        return -1;
-    }
-    unsafe { std::ptr::copy_nonoverlapping([0, 0x1a, 0x2b, 0x3c, 0x4d, 0x5e].as_ptr(), out, 6) };
-    0
-}
-#[no_mangle]
-extern "C" fn usmp_port_random(out: *mut u8, len: usize) -> c_int {
-    RNG.with(|r| {
-        for i in 0..len {
-            let mut v = r.borrow_mut();
-            *v = v.wrapping_mul(37).wrapping_add(11);
-            unsafe { *out.add(i) = *v };
-        }
-    });
-    0
-}
-#[no_mangle]
-extern "C" fn usmp_port_delay_ms(_ms: u32) {}
-#[no_mangle]
-extern "C" fn usmp_port_millis() -> u32 {
-    // Every call advances the clock by 100 ms, so timeouts are reached quickly.
-    CLOCK.with(|c| {
-        let mut c = c.borrow_mut();
-        *c = c.wrapping_add(100);
-        *c
-    })
-}
-#[no_mangle]
-extern "C" fn usmp_port_log(_l: c_char, _t: *const c_char, _m: *const c_char) {}
 
 const PSK: &[u8] = b"usmp-dev-psk-change-me-before-prod";
 
@@ -255,6 +218,8 @@ fn transport(g: &mut Gateway) -> usmp_transport_t {
 }
 
 fn ctx(version: u8) -> Box<usmp_t> {
+    // Every clock read moves 100 ms on, so timeouts inside blocking calls come quickly.
+    port::auto_tick(100);
     // SAFETY: usmp_t is valid zero-initialised, as in C (`usmp_t ctx = {0};`).
     let mut c: Box<usmp_t> = Box::new(unsafe { std::mem::zeroed() });
     c.psk = PSK.as_ptr();

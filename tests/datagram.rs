@@ -3,10 +3,11 @@
 //! the v2 cookie round, authenticate-then-acknowledge, and the retransmission counters.
 
 mod common;
+#[path = "common/port.rs"]
+mod port;
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_int, c_void, CStr};
 
 use usmp::datagram::{self, Window};
 use usmp::ffi::*;
@@ -14,45 +15,6 @@ use usmp::frame::{self, FrameType, MAX_FRAME};
 use usmp::handshake::{Responder, ResponderStep};
 use usmp::session::{Freshness, Rx, Session, MAX_DATA, PLAINTEXT_OFFSET};
 use usmp::Version;
-
-thread_local! {
-    static CLOCK: RefCell<u32> = const { RefCell::new(5000) };
-    static RNG: RefCell<u8> = const { RefCell::new(3) };
-}
-
-fn advance(ms: u32) {
-    CLOCK.with(|c| *c.borrow_mut() += ms);
-}
-
-#[no_mangle]
-extern "C" fn usmp_port_get_device_id(out: *mut u8, len: usize) -> c_int {
-    if len < 6 {
-        return -1;
-    }
-    unsafe { std::ptr::copy_nonoverlapping([2, 0, 0, 0, 0, 1].as_ptr(), out, 6) };
-    0
-}
-#[no_mangle]
-extern "C" fn usmp_port_random(out: *mut u8, len: usize) -> c_int {
-    RNG.with(|r| {
-        for i in 0..len {
-            let mut v = r.borrow_mut();
-            *v = v.wrapping_mul(73).wrapping_add(19);
-            unsafe { *out.add(i) = *v };
-        }
-    });
-    0
-}
-#[no_mangle]
-extern "C" fn usmp_port_delay_ms(ms: u32) {
-    advance(ms);
-}
-#[no_mangle]
-extern "C" fn usmp_port_millis() -> u32 {
-    CLOCK.with(|c| *c.borrow())
-}
-#[no_mangle]
-extern "C" fn usmp_port_log(_l: c_char, _t: *const c_char, _m: *const c_char) {}
 
 const PSK: &[u8] = b"datagram-test-psk-32-bytes-long!";
 const COOKIE: [u8; 16] = [0xC0; 16];
@@ -331,7 +293,7 @@ fn gw<'a>(t: *mut usmp_transport_t) -> &'a mut Gw {
 
 unsafe extern "C" fn t_send(t: *mut usmp_transport_t, data: *const u8, len: usize) -> c_int {
     let d = unsafe { std::slice::from_raw_parts(data, len) }.to_vec();
-    advance(1);
+    port::advance(1);
     gw(t).on_device_datagram(d);
     0
 }
@@ -347,12 +309,12 @@ unsafe extern "C" fn t_recv_timeout(
         Some(d) => {
             assert!(d.len() <= max);
             unsafe { std::ptr::copy_nonoverlapping(d.as_ptr(), buf, d.len()) };
-            advance(1);
+            port::advance(1);
             d.len() as c_int
         }
         None => {
             // Nothing on the wire: time passes, and the gateway's retransmission timer fires.
-            advance(ms.max(1));
+            port::advance(ms.max(1));
             g.retransmit();
             0
         }
@@ -595,12 +557,12 @@ fn silent_network_times_out_with_a_named_code() {
     };
     c.retransmit_attempts = 3;
     c.retransmit_timeout_ms = 500; // fixed: 500, 1000, 2000 ms
-    let t0 = usmp_port_millis();
+    let t0 = port::now();
     assert_eq!(
         name(unsafe { usmp_send(&mut *c, b"lost".as_ptr(), 4) }),
         "USMP_ERR_TIMEOUT"
     );
-    let waited = usmp_port_millis() - t0;
+    let waited = port::now() - t0;
     assert_eq!(stats(&c).retransmits, 2);
     // 500 + 1000 + 2000 ms of backoff, give or take the per-call ticks
     assert!((3500..3600).contains(&waited), "waited {waited} ms");
@@ -620,12 +582,12 @@ fn adaptive_timeout_follows_the_measured_round_trip() {
         ..Default::default()
     };
     c.retransmit_attempts = 3;
-    let t0 = usmp_port_millis();
+    let t0 = port::now();
     assert_eq!(
         name(unsafe { usmp_send(&mut *c, b"lost".as_ptr(), 4) }),
         "USMP_ERR_TIMEOUT"
     );
-    let waited = usmp_port_millis() - t0;
+    let waited = port::now() - t0;
     // The simulated round trip is a few ms: the RTO sits at its floor (100 ms), not 500.
     assert!((700..800).contains(&waited), "waited {waited} ms");
 }
@@ -719,12 +681,12 @@ fn handshake_never_outlasts_its_deadline() {
     };
     let mut t = transport(&mut g);
     let mut c = ctx(Version::V2);
-    let t0 = usmp_port_millis();
+    let t0 = port::now();
     assert_eq!(
         name(unsafe { usmp_connect(&mut *c, &mut t) }),
         "USMP_ERR_TIMEOUT"
     );
-    let took = usmp_port_millis() - t0;
+    let took = port::now() - t0;
     assert!(
         took <= USMP_HANDSHAKE_TIMEOUT_MS + 50,
         "connect took {took} ms"
