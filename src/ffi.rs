@@ -8,16 +8,15 @@
 
 use core::ffi::{c_char, c_int, c_void};
 use core::mem::{size_of, MaybeUninit};
+use core::pin::pin;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use zeroize::Zeroize;
 
-use crate::datagram::{self, Arq, ArqStep, Rto};
+use crate::driver::{self, block_on, Bufs, Conn, RecvFail};
 use crate::frame::{self, FrameType, MAX_FRAME};
-use crate::handshake::{DeviceHandshake, DeviceStep, DEVICE_ID_LEN};
-use crate::session::{
-    Freshness, Rx, Session, MAX_DATA, MAX_MESSAGE, PLAINTEXT_OFFSET, REKEY_SALT_LEN,
-};
+use crate::handshake::DEVICE_ID_LEN;
+use crate::session::{Session, MAX_MESSAGE};
 use crate::{Error, Version};
 
 /// Library version string.
@@ -260,12 +259,7 @@ struct Inner {
     /// Address of the owning usmp_t, to detect copies.
     owner: u64,
     state: u32,
-    last_tx_ms: u32,
-    device_id: [u8; DEVICE_ID_LEN],
-    /// A PING came in while a datagram send waited: its PONG goes out next.
-    pong_owed: u8,
-    stats: usmp_stats_t,
-    rto: Rto,
+    conn: Conn,
     session: MaybeUninit<Session>,
 }
 
@@ -300,8 +294,9 @@ impl Inner {
     }
 }
 
-/// The driver's view of one `usmp_t`: the stored transport, the private state and the
-/// retransmission settings. It moves frames; the core decides what they mean.
+/// The C face of the driver: one `usmp_t`'s stored transport, private state and
+/// retransmission settings, with the `usmp_port_*` hooks. It only moves bytes; the
+/// operations are [`crate::driver`]'s.
 struct Link<'a> {
     t: &'a mut usmp_transport_s,
     st: &'a mut Inner,
@@ -309,26 +304,7 @@ struct Link<'a> {
     fixed_rto_ms: u32,
 }
 
-/// Why a receive failed.
-enum RecvFail {
-    /// The transport reported the connection gone (< 0).
-    HangUp,
-    /// The transport misbehaved (no receive function, or a length above the buffer).
-    Broken,
-}
-
-/// One-slot holding place for a frame that arrives while a datagram send waits for its
-/// acknowledgement (handshake only; in a session the peer retransmits instead).
-struct Slot {
-    buf: [u8; MAX_FRAME],
-    len: usize,
-}
-
 impl Link<'_> {
-    fn datagram(&self) -> bool {
-        self.t.flags & USMP_TRANSPORT_DATAGRAM != 0
-    }
-
     fn raw_send(&mut self, d: &[u8]) -> Result<(), Error> {
         let f = self.t.send.ok_or(Error::TransportFailed)?;
         // SAFETY: the transport's own callback, called with its own struct and a valid slice.
@@ -339,15 +315,10 @@ impl Link<'_> {
     }
 
     /// One frame or datagram; Ok(0) when nothing arrived. `wait` = None uses the
-    /// transport's own receive timeout; Some(ms) waits at most that long.
-    fn raw_recv(&mut self, buf: &mut [u8; MAX_FRAME], wait: Option<u32>) -> Result<usize, Error> {
-        self.raw_recv_ex(buf, wait)
-            .map_err(|_| Error::TransportFailed)
-    }
-
-    /// As `raw_recv`, telling a hang-up (the transport returned < 0) from a broken
-    /// transport (it claimed more bytes than it was given).
-    fn raw_recv_ex(
+    /// transport's own receive timeout; Some(ms) waits at most that long. Tells a hang-up
+    /// (the transport returned < 0) from a broken transport (it claimed more bytes than it
+    /// was given).
+    fn raw_recv(
         &mut self,
         buf: &mut [u8; MAX_FRAME],
         wait: Option<u32>,
@@ -374,147 +345,98 @@ impl Link<'_> {
         Ok(n)
     }
 
-    fn available(&mut self) -> Option<bool> {
-        let f = self.t.available?;
-        // SAFETY: the transport's own callback.
-        Some(unsafe { f(self.t) } > 0)
-    }
-
     fn close(&mut self) {
         if let Some(f) = self.t.close {
             // SAFETY: the transport's own callback.
             unsafe { f(self.t) };
         }
     }
+}
 
-    /// Sends a UTACK for a received frame (best effort: a lost one is retransmitted for).
-    fn ack(&mut self, ty: u8, seq: u32, key: Option<&[u8; 32]>) {
-        let mut a = [0u8; datagram::UTACK_MAC_LEN];
-        let n = datagram::utack(ty, seq, key, &mut a);
-        let _ = self.raw_send(a.get(..n).unwrap_or(&[]));
+impl driver::Link for Link<'_> {
+    fn datagram(&self) -> bool {
+        self.t.flags & USMP_TRANSPORT_DATAGRAM != 0
     }
 
-    /// Sends one frame. On a datagram link: waits for its UTACK (MAC-checked with `ack_key`
-    /// when given), retransmitting with backoff, and never past `until` (start, budget ms).
-    /// In a handshake (`hs` given) the gateway's answer to this frame counts as its
-    /// acknowledgement and is kept in the slot, as is any other frame while the slot is free.
-    /// In a session, a PING or PONG arriving meanwhile is acknowledged and handled (a PONG
-    /// owed is sent after this frame); other frames are left to the peer's retransmission.
-    fn send_frame(
+    fn now(&mut self) -> u32 {
+        millis()
+    }
+
+    fn random(&mut self, out: &mut [u8]) -> Result<(), Error> {
+        // SAFETY: valid writable slice.
+        if unsafe { usmp_port_random(out.as_mut_ptr(), out.len()) } != 0 {
+            return Err(Error::PortFailed);
+        }
+        Ok(())
+    }
+
+    fn device_id(&mut self) -> Result<[u8; DEVICE_ID_LEN], Error> {
+        let mut id = [0u8; DEVICE_ID_LEN];
+        // SAFETY: valid writable buffer of DEVICE_ID_LEN bytes.
+        if unsafe { usmp_port_get_device_id(id.as_mut_ptr(), id.len()) } != 0 {
+            return Err(Error::PortFailed);
+        }
+        Ok(id)
+    }
+
+    async fn send(&mut self, d: &[u8]) -> Result<(), Error> {
+        self.raw_send(d)
+    }
+
+    async fn recv(
         &mut self,
-        frame: &[u8],
-        ack_key: Option<&[u8; 32]>,
-        mut hs: Option<(&mut Slot, &[u8])>,
-        until: Option<(u32, u32)>,
-    ) -> Result<(), Error> {
-        if !self.datagram() {
-            self.raw_send(frame)?;
-            self.st.last_tx_ms = millis();
-            return Ok(());
-        }
-        let mut arq =
-            Arq::new(frame, self.attempts, self.fixed_rto_ms, until).ok_or(Error::InvalidArg)?;
-        let mut rx = [0u8; MAX_FRAME];
-        loop {
-            let wait = match arq.step(millis()) {
-                ArqStep::Send => {
-                    self.raw_send(frame)?;
-                    let now = millis();
-                    self.st.last_tx_ms = now;
-                    arq.sent(now, &self.st.rto);
-                    if arq.retransmissions() > 0 {
-                        self.st.stats.retransmits = self.st.stats.retransmits.wrapping_add(1);
-                    }
-                    continue;
-                }
-                ArqStep::Wait(ms) => ms,
-                ArqStep::GiveUp => break,
-            };
-            let n = self.raw_recv(&mut rx, Some(wait))?;
-            let Some(d) = rx.get_mut(..n).filter(|d| !d.is_empty()) else {
-                continue;
-            };
-            if datagram::is_utack(d) {
-                if arq.on_utack(d, ack_key, millis(), &mut self.st.rto) {
-                    return Ok(());
-                }
-                self.st.stats.bad_acks = self.st.stats.bad_acks.wrapping_add(1);
-                continue;
-            }
-            match hs.as_mut() {
-                Some((slot, answers)) => {
-                    let answer = handshake_type(d).is_some_and(|t| answers.contains(&t));
-                    if slot.len == 0 {
-                        slot.buf.copy_from_slice(&rx);
-                        slot.len = n;
-                    }
-                    if answer {
-                        // The answer proves the frame arrived, whatever became of its UTACK.
-                        return Ok(());
-                    }
-                }
-                None => self.in_session_while_sending(d),
-            }
-        }
-        Err(Error::Timeout)
-    }
-
-    /// A datagram arriving while a session send waits for its acknowledgement. A handshake
-    /// frame sent again (our UTACK for it was lost) is acknowledged again; an authentic PING
-    /// or PONG is acknowledged and handled; anything else is left to the peer's
-    /// retransmission (there is no room to keep it), forgeries are counted.
-    fn in_session_while_sending(&mut self, d: &mut [u8]) {
-        if handshake_type(d).is_some() {
-            self.stray_in_session(d);
-            return;
-        }
-        let Some(s) = self.st.session() else { return };
-        let Ok(o) = s.open(d) else {
-            self.st.stats.rejected = self.st.stats.rejected.wrapping_add(1);
-            return;
-        };
-        if !matches!(o.ty, FrameType::Ping | FrameType::Pong) || o.freshness == Freshness::Gap {
-            return;
-        }
-        let mut key = s.version().has_rekey().then(|| *s.rx_key());
-        let fresh = o.freshness == Freshness::Fresh;
-        let step = if fresh {
-            s.process(&o, &[], &mut [])
+        buf: &mut [u8; MAX_FRAME],
+        wait: Option<u32>,
+    ) -> Result<usize, RecvFail> {
+        // A byte-stream transport keeps its own receive timeout (the original's behaviour).
+        let wait = if driver::Link::datagram(self) {
+            wait
         } else {
-            Err(Error::ReplayDetected)
+            None
         };
-        self.ack(o.ty as u8, o.seq, key.as_ref());
-        key.zeroize();
-        match step {
-            Ok(Rx::Ping) => self.st.pong_owed = 1,
-            Ok(_) => {}
-            Err(_) if !fresh => {
-                self.st.stats.duplicates = self.st.stats.duplicates.wrapping_add(1);
-            }
-            Err(_) => self.st.stats.rejected = self.st.stats.rejected.wrapping_add(1),
-        }
+        self.raw_recv(buf, wait)
     }
 
-    /// A handshake frame in the session phase: the gateway sent it again because our UTACK
-    /// for it was lost; acknowledge it again.
-    fn stray_in_session(&mut self, d: &[u8]) {
-        if let Some(ty) = handshake_type(d) {
-            let seq = d
-                .get(4..8)
-                .and_then(|s| s.try_into().ok())
-                .map_or(0, u32::from_le_bytes);
-            self.ack(ty, seq, None);
-        }
+    fn available(&mut self) -> Option<bool> {
+        let f = self.t.available?;
+        // SAFETY: the transport's own callback.
+        Some(unsafe { f(self.t) } > 0)
+    }
+
+    fn attempts(&self) -> u8 {
+        self.attempts
+    }
+
+    fn fixed_rto_ms(&self) -> u32 {
+        self.fixed_rto_ms
+    }
+
+    fn conn(&mut self) -> &mut Conn {
+        &mut self.st.conn
+    }
+
+    fn session(&mut self) -> Option<&mut Session> {
+        self.st.session()
+    }
+
+    fn store_session(&mut self, s: Session) {
+        self.st.drop_session();
+        self.st.session.write(s);
+        self.st.state = STATE_ESTABLISHED;
+    }
+
+    fn drop_session(&mut self) {
+        self.st.drop_session();
     }
 }
 
-/// The type byte of a datagram that looks like a handshake frame (types 1..=4, 0x0A).
-fn handshake_type(d: &[u8]) -> Option<u8> {
-    if d.len() < frame::HEADER_LEN || d.get(..2) != Some(&frame::MAGIC.to_le_bytes()[..]) {
-        return None;
-    }
-    let ty = *d.get(3)?;
-    matches!(ty, 1..=4 | 0x0A).then_some(ty)
+/// Runs one driver operation to completion where it stands (pinned in place, not moved),
+/// with scratch buffers that are wiped when it ends.
+macro_rules! run {
+    ($op:expr) => {{
+        let r = block_on(pin!($op));
+        r
+    }};
 }
 
 /// Borrows the transport and private state of `ctx` after checking it is non-null and was
@@ -569,14 +491,6 @@ fn millis() -> u32 {
     unsafe { usmp_port_millis() }
 }
 
-fn random(out: &mut [u8]) -> Result<(), Error> {
-    // SAFETY: valid writable slice.
-    if unsafe { usmp_port_random(out.as_mut_ptr(), out.len()) } != 0 {
-        return Err(Error::PortFailed);
-    }
-    Ok(())
-}
-
 static LOG_LEVEL: AtomicU8 = AtomicU8::new(usmp_log_level_t::USMP_LOG_LEVEL_ERROR as u8);
 
 fn log(level: usmp_log_level_t, msg: &'static [u8]) {
@@ -590,7 +504,7 @@ fn log(level: usmp_log_level_t, msg: &'static [u8]) {
         _ => b'D',
     };
     // SAFETY: `msg` literals end in NUL (all call sites).
-    unsafe { usmp_port_log(c as c_char, b"usmp\0".as_ptr().cast(), msg.as_ptr().cast()) };
+    unsafe { usmp_port_log(c as c_char, c"usmp".as_ptr(), msg.as_ptr().cast()) };
 }
 
 fn code(r: Result<(), Error>) -> c_int {
@@ -627,154 +541,17 @@ unsafe fn config<'a>(ctx: *const usmp_t) -> Result<Config<'a>, Error> {
     Ok(Config { psk, version })
 }
 
-/// How long a datagram handshake waits for CHALLENGE before sending HELLO again (the v2
-/// gateway's HELLO_RETRY is sent once, without retransmission).
-const HELLO_RESEND_MS: u32 = 1000;
-
-/// Runs the device handshake over the stored transport. On success the session is stored.
-fn handshake(l: &mut Link<'_>, cfg: &Config<'_>) -> Result<(), Error> {
-    let mut id = [0u8; DEVICE_ID_LEN];
-    // SAFETY: valid writable buffer of DEVICE_ID_LEN bytes.
-    if unsafe { usmp_port_get_device_id(id.as_mut_ptr(), id.len()) } != 0 {
-        return Err(Error::PortFailed);
-    }
-    l.st.device_id = id;
-    let mut secret = [0u8; 32];
-    random(&mut secret)?;
-    let hs = DeviceHandshake::new(cfg.version, cfg.psk, &id, &secret);
-    secret.zeroize();
-    let mut hs = hs?;
-    let dgram = l.datagram();
-    let mut tx = [0u8; MAX_FRAME];
-    let mut slot = Slot {
-        buf: [0u8; MAX_FRAME],
-        len: 0,
-    };
-    let n = hs.hello(None, &mut tx);
-    let start = millis();
-    let until = Some((start, USMP_HANDSHAKE_TIMEOUT_MS));
-    // What answers each of our frames: CHALLENGE (or HELLO_RETRY) a HELLO, SESSION_OK a HELLO_ACK.
-    const ANSWER_HELLO: &[u8] = &[FrameType::Challenge as u8, FrameType::HelloRetry as u8];
-    const ANSWER_HELLO_ACK: &[u8] = &[FrameType::SessionOk as u8];
-    l.send_frame(
-        tx.get(..n).ok_or(Error::InvalidArg)?,
-        None,
-        Some((&mut slot, ANSWER_HELLO)),
-        until,
-    )?;
-    let mut last_sent = start;
-    let mut cookie_seen = false;
-    // Highest handshake type handled, so retransmitted copies are acknowledged, not redone.
-    let mut done_type = 0u8;
-    loop {
-        let now = millis();
-        if now.wrapping_sub(start) >= USMP_HANDSHAKE_TIMEOUT_MS {
-            // On a datagram link HELLO_ACK was acknowledged, so the gateway has it: silence
-            // after that is its refusal of our PSK (it never says so).
-            return Err(if dgram && hs.awaiting_session_ok() {
-                Error::AuthFailed
-            } else {
-                Error::Timeout
-            });
-        }
-        let n = if slot.len > 0 {
-            let n = slot.len;
-            slot.len = 0;
-            n
-        } else {
-            let wait = dgram.then_some(
-                HELLO_RESEND_MS.min(USMP_HANDSHAKE_TIMEOUT_MS - now.wrapping_sub(start)),
-            );
-            match l.raw_recv_ex(&mut slot.buf, wait) {
-                Ok(n) => n,
-                // The gateway never explains a refusal: it hangs up. After HELLO_ACK that means
-                // the PSK was refused; before CHALLENGE, the device or the version was.
-                Err(RecvFail::HangUp) if hs.awaiting_session_ok() => return Err(Error::AuthFailed),
-                Err(RecvFail::HangUp) => return Err(Error::Rejected),
-                Err(RecvFail::Broken) => return Err(Error::TransportFailed),
-            }
-        };
-        if n == 0 {
-            if dgram
-                && !hs.awaiting_session_ok()
-                && !cookie_seen
-                && millis().wrapping_sub(last_sent) >= HELLO_RESEND_MS
-            {
-                let m = hs.hello(None, &mut tx);
-                l.send_frame(
-                    tx.get(..m).ok_or(Error::InvalidArg)?,
-                    None,
-                    Some((&mut slot, ANSWER_HELLO)),
-                    until,
-                )?;
-                last_sent = millis();
-            }
-            continue;
-        }
-        let frame = slot.buf.get(..n).ok_or(Error::BadFrame)?;
-        if dgram {
-            if datagram::is_utack(frame) {
-                continue;
-            }
-            let Some(ty) = handshake_type(frame) else {
-                l.st.stats.rejected = l.st.stats.rejected.wrapping_add(1);
-                continue;
-            };
-            if frame::decode(frame, cfg.version).is_err() {
-                l.st.stats.rejected = l.st.stats.rejected.wrapping_add(1);
-                continue;
-            }
-            l.ack(ty, 0, None);
-            let order = if ty == FrameType::HelloRetry as u8 {
-                1
-            } else {
-                ty
-            };
-            if order <= done_type {
-                l.st.stats.duplicates = l.st.stats.duplicates.wrapping_add(1);
-                continue;
-            }
-            done_type = order;
-            cookie_seen |= ty == FrameType::HelloRetry as u8;
-        }
-        let step = hs.receive(frame, &mut tx);
-        match step? {
-            DeviceStep::Send(m) => {
-                let out = tx.get(..m).ok_or(Error::InvalidArg)?;
-                let answers = if hs.awaiting_session_ok() {
-                    ANSWER_HELLO_ACK
-                } else {
-                    ANSWER_HELLO
-                };
-                l.send_frame(out, None, Some((&mut slot, answers)), until)
-                    .map_err(|e| match e {
-                        Error::Timeout if hs.awaiting_session_ok() => Error::AuthFailed,
-                        e => e,
-                    })?;
-                last_sent = millis();
-            }
-            DeviceStep::Established(mut s) => {
-                s.set_datagram(dgram);
-                l.st.session.write(s);
-                l.st.state = STATE_ESTABLISHED;
-                return Ok(());
-            }
-        }
-    }
-}
-
 fn connect_with(ctx: *mut usmp_t, l: &mut Link<'_>) -> Result<(), Error> {
     l.st.owner = ctx as usize as u64;
     // SAFETY: ctx was checked non-null by the caller.
     let r = unsafe { config(ctx) }.and_then(|cfg| {
-        if l.datagram() && l.t.recv_timeout.is_none() {
+        if driver::Link::datagram(l) && l.t.recv_timeout.is_none() {
             return Err(Error::InvalidArg);
         }
-        handshake(l, &cfg)
+        run!(driver::handshake(l, cfg.psk, cfg.version, &mut Bufs::new()))
     });
     match r {
         Ok(()) => {
-            l.st.last_tx_ms = millis();
             log(
                 usmp_log_level_t::USMP_LOG_LEVEL_INFO,
                 b"session established\0",
@@ -889,13 +666,7 @@ unsafe fn usmp_connect_impl(ctx: *mut usmp_t, transport: *mut usmp_transport_t) 
         flags: src.flags,
         recv_timeout: src.recv_timeout,
     };
-    l.st.last_tx_ms = 0;
-    l.st.stats = usmp_stats_t::default();
-    l.st.pong_owed = 0;
-    l.st.rto = Rto::default();
-    if l.fixed_rto_ms == 0 {
-        l.st.rto = Rto::new(USMP_RETRANSMIT_TIMEOUT_MS);
-    }
+    l.st.conn.reset(l.fixed_rto_ms);
     code(connect_with(ctx, &mut l))
 }
 
@@ -961,12 +732,7 @@ unsafe fn usmp_close_impl(ctx: *mut usmp_t) {
     let Ok(mut l) = (unsafe { link(ctx) }) else {
         return;
     };
-    if l.st.state == STATE_ESTABLISHED {
-        // Best effort: one attempt, no waiting for an acknowledgement beyond one timeout.
-        l.attempts = 1;
-        let _ = send_control(&mut l, FrameType::Bye);
-    }
-    l.st.drop_session();
+    run!(driver::bye(&mut l, &mut Bufs::new()));
     // Always close (also after a session ended on an error, when the socket may still be
     // open); transports must tolerate a second close, as the original's did.
     l.close();
@@ -997,8 +763,15 @@ pub unsafe extern "C" fn usmp_get_stats(ctx: *const usmp_t, out: *mut usmp_stats
     }
     // SAFETY: non-null and valid per the contract.
     let st = unsafe { &*core::ptr::addr_of!((*ctx).opaque).cast::<Inner>() };
+    let c = st.conn.stats;
+    let stats = usmp_stats_t {
+        retransmits: c.retransmits,
+        duplicates: c.duplicates,
+        rejected: c.rejected,
+        bad_acks: c.bad_acks,
+    };
     // SAFETY: non-null and writable per the contract.
-    unsafe { core::ptr::copy_nonoverlapping(&st.stats, out, 1) };
+    unsafe { out.write(stats) };
     0
 }
 
@@ -1051,62 +824,7 @@ unsafe fn usmp_send_impl(ctx: *mut usmp_t, data: *const u8, len: u16) -> c_int {
         // SAFETY: non-null with `len` readable bytes per the contract.
         unsafe { core::slice::from_raw_parts(data, usize::from(len)) }
     };
-    code(send_message(&mut l, data))
-}
-
-/// The key a datagram peer MACs its UTACKs for our frames with (v2: our tx key).
-fn ack_key(s: &Session) -> Option<[u8; 32]> {
-    s.version().has_rekey().then(|| *s.tx_key())
-}
-
-fn send_message(l: &mut Link<'_>, data: &[u8]) -> Result<(), Error> {
-    let s = l.st.session().ok_or(Error::NotConnected)?;
-    let frames = Session::frames_for(data.len())?;
-    s.check_room(frames)?;
-    let mut buf = [0u8; MAX_FRAME];
-    let mut chunks = data.chunks(MAX_DATA);
-    for i in 0..frames {
-        let chunk = chunks.next().unwrap_or(&[]);
-        let ty = if i + 1 == frames {
-            FrameType::Data
-        } else {
-            FrameType::DataFrag
-        };
-        let s = l.st.session().ok_or(Error::NotConnected)?;
-        buf.get_mut(PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + chunk.len())
-            .ok_or(Error::InvalidArg)?
-            .copy_from_slice(chunk);
-        let sealed = s.seal(ty, &mut buf, chunk.len());
-        let key = ack_key(s);
-        // After sealing, the buffer holds only ciphertext; on a refusal, plaintext.
-        let sent = sealed.and_then(|n| send_or_drop(l, buf.get(..n).unwrap_or(&[]), key));
-        if sent.is_err() {
-            buf.zeroize();
-            return sent;
-        }
-    }
-    Ok(())
-}
-
-/// Sends a sealed frame; a failure ends the session.
-fn send_or_drop(l: &mut Link<'_>, frame: &[u8], mut key: Option<[u8; 32]>) -> Result<(), Error> {
-    let mut r = l.send_frame(frame, key.as_ref(), None, None);
-    key.zeroize();
-    // PINGs that came in while we waited are answered now, one frame in flight at a time.
-    while r.is_ok() && l.st.pong_owed != 0 {
-        l.st.pong_owed = 0;
-        let Some(s) = l.st.session() else { break };
-        let mut buf = [0u8; MAX_FRAME];
-        let mut key = ack_key(s);
-        r = s
-            .seal_control(FrameType::Pong, &mut buf)
-            .and_then(|n| l.send_frame(buf.get(..n).unwrap_or(&[]), key.as_ref(), None, None));
-        key.zeroize();
-    }
-    if r.is_err() {
-        l.st.drop_session();
-    }
-    r
+    code(run!(driver::send_message(&mut l, data, &mut Bufs::new())))
 }
 
 /// Receives one message into `out`. Returns its length (> 0), 0 when no message is
@@ -1143,113 +861,9 @@ unsafe fn usmp_recv_impl(ctx: *mut usmp_t, out: *mut u8, max_len: u16) -> c_int 
     }
     // SAFETY: non-null with `max_len` writable bytes per the contract.
     let out = unsafe { core::slice::from_raw_parts_mut(out, usize::from(max_len)) };
-    let mut rx = [0u8; MAX_FRAME];
-    let r = recv_into(&mut l, out, &mut rx);
-    // The frame buffer held decrypted plaintext: leave none of it on the stack.
-    rx.zeroize();
-    match r {
-        Ok(n) => n as c_int,
-        Err(e) => {
-            if e != Error::BufferOverflow && e != Error::NotConnected {
-                l.st.drop_session();
-            }
-            e.code()
-        }
-    }
-}
-
-fn recv_into(l: &mut Link<'_>, out: &mut [u8], rx: &mut [u8; MAX_FRAME]) -> Result<usize, Error> {
-    l.st.session().ok_or(Error::NotConnected)?.begin_receive();
-    let dgram = l.datagram();
-    let mut waiting_since: Option<u32> = None;
-    loop {
-        let n = l.raw_recv(rx, None)?;
-        let s = l.st.session().ok_or(Error::NotConnected)?;
-        if n == 0 {
-            if !s.reassembling() {
-                return Ok(0);
-            }
-            let now = millis();
-            let since = *waiting_since.get_or_insert(now);
-            if now.wrapping_sub(since) >= USMP_REASSEMBLY_TIMEOUT_MS {
-                return Err(Error::Timeout);
-            }
-            continue;
-        }
-        waiting_since = None;
-        let frame = rx.get_mut(..n).ok_or(Error::BadFrame)?;
-        let rx_step = if dgram {
-            match datagram_step(l, frame, out)? {
-                Some(step) => step,
-                None => continue,
-            }
-        } else {
-            s.receive(frame, out)?
-        };
-        match rx_step {
-            Rx::Message(len) => return Ok(len),
-            Rx::Fragment => continue,
-            Rx::Ping => send_control(l, FrameType::Pong)?,
-            Rx::Pong | Rx::Rekeyed => {}
-        }
-        // After a control frame: return when nothing more is waiting (original behaviour).
-        if l.available() == Some(false) {
-            return Ok(0);
-        }
-    }
-}
-
-/// One datagram in a session: acknowledge what is authentic (before the core acts on it,
-/// so a REKEY is acknowledged under the key it came with), drop and count the rest.
-/// Ok(None) means "dropped, keep reading".
-fn datagram_step(l: &mut Link<'_>, frame: &mut [u8], out: &mut [u8]) -> Result<Option<Rx>, Error> {
-    if datagram::is_utack(frame) {
-        // A late or duplicate acknowledgement: nothing is waiting for it.
-        l.st.stats.bad_acks = l.st.stats.bad_acks.wrapping_add(1);
-        return Ok(None);
-    }
-    if handshake_type(frame).is_some() {
-        l.stray_in_session(frame);
-        return Ok(None);
-    }
-    let s = l.st.session().ok_or(Error::NotConnected)?;
-    let opened = match s.open(frame) {
-        Ok(o) => o,
-        Err(_) => {
-            l.st.stats.rejected = l.st.stats.rejected.wrapping_add(1);
-            return Ok(None);
-        }
-    };
-    if opened.freshness == Freshness::Gap {
-        // Ahead of the strict v1 order: not acknowledged, so the peer sends it again.
-        l.st.stats.rejected = l.st.stats.rejected.wrapping_add(1);
-        return Ok(None);
-    }
-    let mut key = s.version().has_rekey().then(|| *s.rx_key());
-    l.ack(opened.ty as u8, opened.seq, key.as_ref());
-    key.zeroize();
-    let s = l.st.session().ok_or(Error::NotConnected)?;
-    match opened.freshness {
-        Freshness::Fresh => {}
-        Freshness::Duplicate => {
-            l.st.stats.duplicates = l.st.stats.duplicates.wrapping_add(1);
-            return Ok(None);
-        }
-        Freshness::Gap => {
-            l.st.stats.rejected = l.st.stats.rejected.wrapping_add(1);
-            return Ok(None);
-        }
-    }
-    let pt = frame.get(opened.plaintext.clone()).ok_or(Error::BadFrame)?;
-    match s.process(&opened, pt, out) {
-        Ok(step) => Ok(Some(step)),
-        Err(e @ (Error::ClosedByPeer | Error::BufferOverflow)) => Err(e),
-        Err(_) => {
-            // Structural faults (fragment rules, flood, bad REKEY) drop the partial message
-            // on a datagram link; the session goes on.
-            l.st.stats.rejected = l.st.stats.rejected.wrapping_add(1);
-            Ok(None)
-        }
+    match run!(driver::recv_message(&mut l, out, None, &mut Bufs::new())) {
+        Ok(n) => n.unwrap_or(0) as c_int,
+        Err(e) => e.code(),
     }
 }
 
@@ -1276,15 +890,11 @@ unsafe fn usmp_ping_impl(ctx: *mut usmp_t) -> c_int {
         Ok(l) => l,
         Err(e) => return e.code(),
     };
-    code(send_control(&mut l, FrameType::Ping))
-}
-
-fn send_control(l: &mut Link<'_>, ty: FrameType) -> Result<(), Error> {
-    let s = l.st.session().ok_or(Error::NotConnected)?;
-    let mut buf = [0u8; MAX_FRAME];
-    let n = s.seal_control(ty, &mut buf)?;
-    let key = ack_key(s);
-    send_or_drop(l, buf.get(..n).ok_or(Error::InvalidArg)?, key)
+    code(run!(driver::send_control(
+        &mut l,
+        FrameType::Ping,
+        &mut Bufs::new()
+    )))
 }
 
 /// Sends a PING when `keepalive_ms` have passed since the last transmission. Returns 0
@@ -1312,15 +922,9 @@ unsafe fn usmp_keepalive_tick_impl(ctx: *mut usmp_t) -> c_int {
         Ok(l) => l,
         Err(e) => return e.code(),
     };
-    if l.st.state != STATE_ESTABLISHED {
-        return Error::NotConnected.code();
-    }
     // SAFETY: ctx is non-null (checked by `link`).
     let period = unsafe { (*ctx).keepalive_ms };
-    if period == 0 || millis().wrapping_sub(l.st.last_tx_ms) < period {
-        return 0;
-    }
-    code(send_control(&mut l, FrameType::Ping))
+    code(run!(driver::keepalive(&mut l, period, &mut Bufs::new())))
 }
 
 /// Rotates the session keys (wire v2): sends REKEY with a fresh random salt under the old
@@ -1347,22 +951,7 @@ unsafe fn usmp_rekey_impl(ctx: *mut usmp_t) -> c_int {
         Ok(l) => l,
         Err(e) => return e.code(),
     };
-    code(rekey(&mut l))
-}
-
-fn rekey(l: &mut Link<'_>) -> Result<(), Error> {
-    let s = l.st.session().ok_or(Error::NotConnected)?;
-    if !s.version().has_rekey() {
-        return Err(Error::Unsupported);
-    }
-    let mut salt = [0u8; REKEY_SALT_LEN];
-    random(&mut salt)?;
-    let s = l.st.session().ok_or(Error::NotConnected)?;
-    // The peer acknowledges the REKEY frame under the key it was sealed with: the old one.
-    let key = ack_key(s);
-    let mut buf = [0u8; MAX_FRAME];
-    let n = s.start_rekey(&salt, &mut buf)?;
-    send_or_drop(l, buf.get(..n).ok_or(Error::InvalidArg)?, key)
+    code(run!(driver::rekey(&mut l, &mut Bufs::new())))
 }
 
 /// The name of a result code ("USMP_OK", "USMP_ERR_AUTH_FAILED", ...), or
@@ -1370,7 +959,7 @@ fn rekey(l: &mut Link<'_>) -> Result<(), Error> {
 #[no_mangle]
 pub extern "C" fn usmp_err_name(code: c_int) -> *const c_char {
     if code == 0 {
-        return b"USMP_OK\0".as_ptr().cast();
+        return c"USMP_OK".as_ptr();
     }
     let name = Error::ALL
         .iter()
@@ -1451,18 +1040,18 @@ pub extern "C" fn usmp_get_log_level() -> usmp_log_level_t {
 /// caller otherwise keep the AES key schedule (`AesGcm::new`), HKDF output blocks and moved
 /// copies of the session keys (tests/c/test_secrets.c). It covers the deepest the library
 /// itself goes below its entry point (the transport's own frames hold no keys): painted in
-/// QEMU on Cortex-M4, `usmp_connect` 3.5 KiB and `usmp_send`/`usmp_recv` at most 4.4 KiB
+/// QEMU on Cortex-M4, `usmp_connect` 4.7 KiB and `usmp_send`/`usmp_recv` at most 4.5 KiB
 /// (budgets.toml, BENCHMARKS.md), so the wipe adds no stack there; frames are about twice
 /// as large on 64-bit hosts.
 #[cfg(target_pointer_width = "64")]
 const SCRUB_BYTES: usize = 8 * 1024;
 #[cfg(not(target_pointer_width = "64"))]
 const SCRUB_BYTES: usize = 4608;
-/// `usmp_connect`/`usmp_reconnect` go less deep (3.4 KiB painted on Cortex-M4).
+/// `usmp_connect`/`usmp_reconnect` (4.7 KiB painted on Cortex-M4).
 #[cfg(target_pointer_width = "64")]
 const SCRUB_CONNECT_BYTES: usize = 8 * 1024;
 #[cfg(not(target_pointer_width = "64"))]
-const SCRUB_CONNECT_BYTES: usize = 3584;
+const SCRUB_CONNECT_BYTES: usize = 4864;
 
 /// Overwrites `BYTES` words of the stack below the caller with zeros (volatile writes).
 #[inline(never)]

@@ -168,6 +168,11 @@ impl<'p> DeviceHandshake<'p> {
         &self.pub_c
     }
 
+    /// The wire version this handshake speaks.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
     /// True once HELLO_ACK has gone out (a hang-up now means the PSK was refused).
     pub fn awaiting_session_ok(&self) -> bool {
         self.state == DeviceState::AwaitSessionOk
