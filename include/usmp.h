@@ -14,6 +14,16 @@
 #include <stdint.h>
 
 /**
+ * How long a handshake may take, ms.
+ */
+#define HANDSHAKE_TIMEOUT_MS 10000
+
+/**
+ * How long a fragmented message may take to complete, ms.
+ */
+#define REASSEMBLY_TIMEOUT_MS 10000
+
+/**
  * Default gateway port.
  */
 #define USMP_DEFAULT_PORT 9000
@@ -112,10 +122,25 @@
  * Log levels for `usmp_set_log_level`. The default is `USMP_LOG_LEVEL_ERROR`.
  */
 typedef enum usmp_log_level_t {
+  /**
+   * Nothing is logged.
+   */
   USMP_LOG_LEVEL_NONE = 0,
+  /**
+   * Failures (a handshake that failed, with the error's name).
+   */
   USMP_LOG_LEVEL_ERROR = 1,
+  /**
+   * Also warnings.
+   */
   USMP_LOG_LEVEL_WARN = 2,
+  /**
+   * Also session events (established).
+   */
   USMP_LOG_LEVEL_INFO = 3,
+  /**
+   * Everything.
+   */
   USMP_LOG_LEVEL_DEBUG = 4,
 } usmp_log_level_t;
 

@@ -28,6 +28,9 @@ for t in "${RUST_TARGETS[@]}"; do
 done
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+# The crate's rust-version (Cargo.toml), to check the library still builds with it.
+MSRV=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+rustup run "$MSRV" rustc --version >/dev/null 2>&1 || rustup toolchain install "$MSRV" --profile minimal
 
 if ! cbindgen --version 2>/dev/null | grep -qx "cbindgen $CBINDGEN_VERSION"; then
   cargo install --locked --version "$CBINDGEN_VERSION" cbindgen

@@ -28,6 +28,8 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings (host with tests, and the no_std library for a Cortex-M target)"
 cargo clippy --all-targets --features std -- -D warnings
 cargo clippy --lib --target thumbv7em-none-eabihf -- -D warnings
+# The Rust API alone, as Rust firmware uses it (no C API, no panic handler).
+cargo clippy --lib --no-default-features --target thumbv7em-none-eabihf -- -D warnings
 
 step "generated header is up to date (cbindgen)"
 cbindgen --quiet --config cbindgen.toml --output "$build/usmp.h.regen"
@@ -42,8 +44,15 @@ if grep -E '^#define ' include/usmp.h | grep -v -E '^#define USMP_'; then
   exit 1
 fi
 
-step "Rust tests (vectors, device<->responder sessions, unit tests)"
+step "Rust tests (vectors, device<->responder sessions, the Rust API blocking and async, C and Rust faces on the wire, doctests)"
 cargo test --features std
+
+step "Rust API docs and crate package: rustdoc -D warnings, cargo publish --dry-run, the library on the MSRV"
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --features std
+cargo publish --dry-run --allow-dirty 2>&1 | grep -v '^warning: ignoring .* not included in the published package' | tail -n 3
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+cargo "+$msrv" check -q --lib --features std
+echo "ok: the library builds with Rust $msrv (rust-version)"
 
 step "cross builds of the release static library (LTO) for the MCU targets"
 for t in thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imc-unknown-none-elf riscv32imac-unknown-none-elf; do
@@ -69,7 +78,7 @@ cmake -S . -B "$build/ctest" -G Ninja -DUSMP_BUILD_TESTS=ON -DUSMP_SANITIZE=ON -
 cmake --build "$build/ctest"
 ctest --test-dir "$build/ctest" --output-on-failure
 
-step "interop with the real gateways from PyPI (usmp 0.5.1 = wire v1, usmp 1.2.2 = wire v2)"
+step "interop with the real gateways from PyPI (usmp 0.5.1 = wire v1, usmp 1.2.2 = wire v2): the C API and the Rust API"
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/interop -q -rA
 
 step "STM32F405 firmware (examples/stm32_uart) in QEMU netduinoplus2, USART1 bridged to the real gateways"

@@ -279,6 +279,20 @@ macro_rules! op {
     }};
 }
 
+/// Runs an operation (the macro above) in a frame of its own, then wipes the stack it used:
+/// key schedules and key copies of the crypto code stay in dead frames otherwise.
+macro_rules! scrubbed {
+    ($self:ident, $scrub:path, |$l:ident, $b:ident| $call:expr) => {{
+        #[inline(never)]
+        fn no_inline<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        let r = no_inline(|| op!($self, |$l, $b| $call));
+        $scrub();
+        r
+    }};
+}
+
 impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
     /// A client over `transport` (already connected to the gateway), not yet in session.
     pub fn new(transport: T, rng: R, clock: C, config: Config<'a>) -> Self {
@@ -298,14 +312,18 @@ impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
     pub fn connect(&mut self) -> Result<(), Error> {
         self.conn.reset(self.config.retransmit_timeout_ms);
         let (psk, version) = (self.config.psk, self.config.version);
-        op!(self, |l, b| driver::handshake(l, psk, version, b))
+        scrubbed!(self, driver::scrub_stack_connect, |l, b| driver::handshake(
+            l, psk, version, b
+        ))
     }
 
     /// Sends one message of 0..=1808 bytes (up to 4 frames). [`Error::BufferOverflow`]
     /// when longer (nothing is sent). A transport failure, or on a datagram transport no
     /// acknowledgement after every attempt ([`Error::Timeout`]), ends the session.
     pub fn send(&mut self, msg: &[u8]) -> Result<(), Error> {
-        op!(self, |l, b| driver::send_message(l, msg, b))
+        scrubbed!(self, driver::scrub_stack, |l, b| driver::send_message(
+            l, msg, b
+        ))
     }
 
     /// Waits for the next message and returns its length (it is in `out[..len]`). PINGs
@@ -314,7 +332,9 @@ impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
     /// the gateway said BYE. Other errors end the session.
     pub fn recv(&mut self, out: &mut [u8]) -> Result<usize, Error> {
         loop {
-            if let Some(n) = op!(self, |l, b| driver::recv_message(l, out, None, b))? {
+            if let Some(n) = scrubbed!(self, driver::scrub_stack, |l, b| driver::recv_message(
+                l, out, None, b
+            ))? {
                 return Ok(n);
             }
         }
@@ -323,30 +343,41 @@ impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
     /// As [`Client::recv`], waiting at most `ms` milliseconds: `Ok(None)` when no message
     /// came in that time.
     pub fn recv_timeout(&mut self, out: &mut [u8], ms: u32) -> Result<Option<usize>, Error> {
-        op!(self, |l, b| driver::recv_message(l, out, Some(ms), b))
+        scrubbed!(self, driver::scrub_stack, |l, b| driver::recv_message(
+            l,
+            out,
+            Some(ms),
+            b
+        ))
     }
 
     /// Sends a PING now (the PONG is consumed by a later receive).
     pub fn ping(&mut self) -> Result<(), Error> {
-        op!(self, |l, b| driver::send_control(l, FrameType::Ping, b))
+        scrubbed!(self, driver::scrub_stack, |l, b| driver::send_control(
+            l,
+            FrameType::Ping,
+            b
+        ))
     }
 
     /// Sends a PING when [`Config::keepalive_ms`] have passed since the last transmission;
     /// call it from the main loop. [`Error::NotConnected`] when the session is gone.
     pub fn keepalive_tick(&mut self) -> Result<(), Error> {
         let period = self.config.keepalive_ms;
-        op!(self, |l, b| driver::keepalive(l, period, b))
+        scrubbed!(self, driver::scrub_stack, |l, b| driver::keepalive(
+            l, period, b
+        ))
     }
 
     /// Rotates the session keys (wire v2; [`Error::Unsupported`] on v1).
     pub fn rekey(&mut self) -> Result<(), Error> {
-        op!(self, |l, b| driver::rekey(l, b))
+        scrubbed!(self, driver::scrub_stack, |l, b| driver::rekey(l, b))
     }
 
     /// Ends the session: a best-effort BYE, keys zeroized. The transport stays open and
     /// yours ([`Client::transport_mut`], [`Client::into_parts`]).
     pub fn close(&mut self) {
-        op!(self, |l, b| driver::bye(l, b));
+        scrubbed!(self, driver::scrub_stack, |l, b| driver::bye(l, b));
     }
 
     /// True while a session is established.

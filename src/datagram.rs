@@ -110,7 +110,7 @@ impl Rto {
 }
 
 /// Stop-and-wait for one frame in flight, sans-IO: the driver sends when told, feeds the
-/// datagrams that arrive and the time, and waits as long as [`Arq::wait_ms`] says.
+/// datagrams that arrive and the time, and waits as long as [`Arq::step`] says.
 ///
 /// Attempt `k` (0-based) waits `rto * 2^k` (adaptive [`Rto`], or a fixed first wait),
 /// never past an optional overall deadline; a UTACK for the frame's type and seq (with a

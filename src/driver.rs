@@ -12,6 +12,7 @@
 //! in one poll; the async face awaits them. One body of code serves both.
 
 use core::future::Future;
+use core::mem::size_of;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 
@@ -743,4 +744,40 @@ async fn datagram_step<L: Link>(
             Ok(None)
         }
     }
+}
+
+/// Stack bytes wiped at the end of every blocking API call (C API, [`crate::Client`]). Dead frames below the
+/// caller otherwise keep the AES key schedule (`AesGcm::new`), HKDF output blocks and moved
+/// copies of the session keys (tests/c/test_secrets.c). It covers the deepest the library
+/// itself goes below its entry point (the transport's own frames hold no keys): painted in
+/// QEMU on Cortex-M4, `usmp_connect` 4.7 KiB and `usmp_send`/`usmp_recv` at most 4.5 KiB
+/// (budgets.toml, BENCHMARKS.md), so the wipe adds no stack there; frames are about twice
+/// as large on 64-bit hosts.
+#[cfg(target_pointer_width = "64")]
+const SCRUB_BYTES: usize = 8 * 1024;
+#[cfg(not(target_pointer_width = "64"))]
+const SCRUB_BYTES: usize = 4608;
+/// `usmp_connect`/`usmp_reconnect` (4.7 KiB painted on Cortex-M4).
+#[cfg(target_pointer_width = "64")]
+const SCRUB_CONNECT_BYTES: usize = 8 * 1024;
+#[cfg(not(target_pointer_width = "64"))]
+const SCRUB_CONNECT_BYTES: usize = 4864;
+
+/// Overwrites `WORDS` words of the stack below the caller with zeros: an array of zeros
+/// whose address escapes to `black_box`, so its initialisation cannot be optimised away
+/// (one pass of plain stores; no `unsafe`).
+#[inline(never)]
+fn scrub_stack_of<const WORDS: usize>() {
+    let mut area = [0usize; WORDS];
+    core::hint::black_box(&mut area);
+}
+
+/// Wipes the stack used by a data-path call (send, recv, ping, close, rekey).
+pub(crate) fn scrub_stack() {
+    scrub_stack_of::<{ SCRUB_BYTES / size_of::<usize>() }>();
+}
+
+/// Wipes the stack used by a handshake (connect, reconnect).
+pub(crate) fn scrub_stack_connect() {
+    scrub_stack_of::<{ SCRUB_CONNECT_BYTES / size_of::<usize>() }>();
 }

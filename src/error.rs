@@ -121,3 +121,14 @@ impl From<FrameError> for Error {
         }
     }
 }
+
+impl core::fmt::Display for Error {
+    /// The C name, e.g. `USMP_ERR_AUTH_FAILED`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let name = self.name();
+        let name = name.strip_suffix(&[0]).unwrap_or(name);
+        f.write_str(core::str::from_utf8(name).unwrap_or("USMP_ERR_UNKNOWN"))
+    }
+}
+
+impl core::error::Error for Error {}

@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use zeroize::Zeroize;
 
-use crate::driver::{self, block_on, Bufs, Conn, RecvFail};
+use crate::driver::{self, block_on, scrub_stack, scrub_stack_connect, Bufs, Conn, RecvFail};
 use crate::frame::{self, FrameType, MAX_FRAME};
 use crate::handshake::DEVICE_ID_LEN;
 use crate::session::{Session, MAX_MESSAGE};
@@ -121,10 +121,15 @@ pub enum usmp_err_t {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum usmp_log_level_t {
+    /// Nothing is logged.
     USMP_LOG_LEVEL_NONE = 0,
+    /// Failures (a handshake that failed, with the error's name).
     USMP_LOG_LEVEL_ERROR = 1,
+    /// Also warnings.
     USMP_LOG_LEVEL_WARN = 2,
+    /// Also session events (established).
     USMP_LOG_LEVEL_INFO = 3,
+    /// Everything.
     USMP_LOG_LEVEL_DEBUG = 4,
 }
 
@@ -1034,41 +1039,4 @@ pub extern "C" fn usmp_get_log_level() -> usmp_log_level_t {
         3 => usmp_log_level_t::USMP_LOG_LEVEL_INFO,
         _ => usmp_log_level_t::USMP_LOG_LEVEL_DEBUG,
     }
-}
-
-/// Stack bytes wiped at the end of every API call that handles keys. Dead frames below the
-/// caller otherwise keep the AES key schedule (`AesGcm::new`), HKDF output blocks and moved
-/// copies of the session keys (tests/c/test_secrets.c). It covers the deepest the library
-/// itself goes below its entry point (the transport's own frames hold no keys): painted in
-/// QEMU on Cortex-M4, `usmp_connect` 4.7 KiB and `usmp_send`/`usmp_recv` at most 4.5 KiB
-/// (budgets.toml, BENCHMARKS.md), so the wipe adds no stack there; frames are about twice
-/// as large on 64-bit hosts.
-#[cfg(target_pointer_width = "64")]
-const SCRUB_BYTES: usize = 8 * 1024;
-#[cfg(not(target_pointer_width = "64"))]
-const SCRUB_BYTES: usize = 4608;
-/// `usmp_connect`/`usmp_reconnect` (4.7 KiB painted on Cortex-M4).
-#[cfg(target_pointer_width = "64")]
-const SCRUB_CONNECT_BYTES: usize = 8 * 1024;
-#[cfg(not(target_pointer_width = "64"))]
-const SCRUB_CONNECT_BYTES: usize = 4864;
-
-/// Overwrites `BYTES` words of the stack below the caller with zeros (volatile writes).
-#[inline(never)]
-fn scrub_stack_of<const BYTES: usize>() {
-    let mut area = MaybeUninit::<[usize; BYTES]>::uninit();
-    // SAFETY: an integer array may hold any value; `zeroize` writes every word (volatile).
-    let words = unsafe { &mut *area.as_mut_ptr() };
-    words.zeroize();
-    core::hint::black_box(words);
-}
-
-/// Wipes the stack used by a data-path call (send, recv, ping, close, rekey).
-fn scrub_stack() {
-    scrub_stack_of::<{ SCRUB_BYTES / size_of::<usize>() }>();
-}
-
-/// Wipes the stack used by a handshake (connect, reconnect).
-fn scrub_stack_connect() {
-    scrub_stack_of::<{ SCRUB_CONNECT_BYTES / size_of::<usize>() }>();
 }

@@ -26,17 +26,29 @@ pub const MAX_FRAME: usize = HEADER_LEN + MAX_PAYLOAD;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum FrameType {
+    /// Device → gateway: device id, ephemeral public key (handshake 1/4).
     Hello = 0x01,
+    /// Gateway → device: its public key, a nonce and its MAC (handshake 2/4).
     Challenge = 0x02,
+    /// Device → gateway: the device's MAC (handshake 3/4).
     HelloAck = 0x03,
+    /// Gateway → device: session id and confirmation MAC (handshake 4/4).
     SessionOk = 0x04,
+    /// An encrypted message, or the last fragment of one.
     Data = 0x05,
+    /// Encrypted keepalive request.
     Ping = 0x06,
+    /// Encrypted keepalive answer.
     Pong = 0x07,
+    /// Encrypted end of session.
     Bye = 0x08,
+    /// An encrypted fragment of a message, more to follow.
     DataFrag = 0x09,
+    /// v2 over UDP: the gateway's cookie, to be echoed in a second HELLO.
     HelloRetry = 0x0A,
+    /// v2: encrypted key rotation with a fresh salt.
     Rekey = 0x0B,
+    /// Reserved; no implementation sends it (an unexpected frame if one arrives).
     Error = 0xFF,
 }
 
@@ -161,10 +173,15 @@ pub fn encode(out: &mut [u8], version: Version, ty: u8, seq: u32, payload: &[u8]
 /// A decoded header. The payload is `bytes[12..12 + length]` of the checked input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// Wire version byte.
     pub version: u8,
+    /// Frame type byte.
     pub ty: u8,
+    /// Sequence number.
     pub seq: u32,
+    /// Payload length (at most 480).
     pub length: u16,
+    /// CRC-16 of the first 10 header bytes and the payload.
     pub crc: u16,
 }
 

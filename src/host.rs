@@ -138,3 +138,135 @@ impl Clock for StdClock {
         std::thread::sleep(Duration::from_micros(200));
     }
 }
+
+/// A minimal USMP peer for tests and documentation: it accepts one TCP connection, answers
+/// the handshake with the crate's own [`crate::handshake::Responder`], echoes every
+/// message, answers PINGs and ends on BYE or when the device hangs up.
+///
+/// It is not a gateway (one session, no UDP, no lockout, no REKEY of its own): interop is
+/// tested against the real gateway. It lets a doc example or a unit test run a whole
+/// session in one process.
+#[derive(Debug)]
+pub struct EchoPeer {
+    listener: std::net::TcpListener,
+    psk: Vec<u8>,
+    version: crate::Version,
+}
+
+impl EchoPeer {
+    /// Listens on `addr` (port 0: any free port) for a device with `psk` speaking `version`.
+    pub fn bind(
+        addr: impl ToSocketAddrs,
+        psk: &[u8],
+        version: crate::Version,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            listener: std::net::TcpListener::bind(addr)?,
+            psk: psk.to_vec(),
+            version,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves one device on a new thread; the thread returns the number of messages it
+    /// echoed once the device said BYE or hung up.
+    pub fn spawn(self) -> std::thread::JoinHandle<Result<usize, Error>> {
+        std::thread::spawn(move || self.serve_one())
+    }
+
+    /// Serves one device on this thread (see [`EchoPeer::spawn`]).
+    pub fn serve_one(self) -> Result<usize, Error> {
+        use crate::frame::{FrameType, HEADER_LEN, MAX_FRAME};
+        use crate::handshake::{Responder, ResponderStep};
+        use crate::session::{Rx, Session, MAX_DATA, MAX_MESSAGE, PLAINTEXT_OFFSET};
+        use rand_core::RngCore;
+
+        fn read_frame(
+            s: &mut TcpStream,
+            buf: &mut [u8; MAX_FRAME],
+        ) -> Result<Option<usize>, Error> {
+            let mut head = [0u8; HEADER_LEN];
+            match s.read_exact(&mut head) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
+                Err(_) => return Err(Error::TransportFailed),
+            }
+            let len = crate::frame::wire_len(&head)?;
+            let (h, rest) = buf.split_at_mut(HEADER_LEN);
+            h.copy_from_slice(&head);
+            let body = rest.get_mut(..len - HEADER_LEN).ok_or(Error::BadFrame)?;
+            s.read_exact(body).map_err(|_| Error::TransportFailed)?;
+            Ok(Some(len))
+        }
+
+        fn write(s: &mut TcpStream, d: Option<&[u8]>) -> Result<(), Error> {
+            s.write_all(d.ok_or(Error::InvalidArg)?)
+                .map_err(|_| Error::TransportFailed)
+        }
+
+        fn send_message(s: &mut TcpStream, session: &mut Session, msg: &[u8]) -> Result<(), Error> {
+            let frames = Session::frames_for(msg.len())?;
+            let mut buf = [0u8; MAX_FRAME];
+            let mut chunks = msg.chunks(MAX_DATA);
+            for i in 0..frames {
+                let chunk = chunks.next().unwrap_or(&[]);
+                let ty = if i + 1 == frames {
+                    FrameType::Data
+                } else {
+                    FrameType::DataFrag
+                };
+                buf.get_mut(PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + chunk.len())
+                    .ok_or(Error::InvalidArg)?
+                    .copy_from_slice(chunk);
+                let n = session.seal(ty, &mut buf, chunk.len())?;
+                write(s, buf.get(..n))?;
+            }
+            Ok(())
+        }
+
+        let (mut s, _) = self.listener.accept().map_err(|_| Error::TransportFailed)?;
+        let mut secret = [0u8; 32];
+        let mut nonce = [0u8; 32];
+        let mut sid = [0u8; 16];
+        OsRng.fill_bytes(&mut secret);
+        OsRng.fill_bytes(&mut nonce);
+        OsRng.fill_bytes(&mut sid);
+        let mut responder = Responder::new(self.version, &self.psk, &secret, &nonce, &sid)?;
+        let mut buf = [0u8; MAX_FRAME];
+        let mut out = [0u8; MAX_FRAME];
+        let mut session = loop {
+            let n = read_frame(&mut s, &mut buf)?.ok_or(Error::TransportFailed)?;
+            match responder.receive(buf.get(..n).ok_or(Error::BadFrame)?, &mut out)? {
+                ResponderStep::Send(m) => write(&mut s, out.get(..m))?,
+                ResponderStep::Established(m, session) => {
+                    write(&mut s, out.get(..m))?;
+                    break session;
+                }
+            }
+        };
+        let mut msg = [0u8; MAX_MESSAGE];
+        let mut echoed = 0;
+        while let Some(n) = read_frame(&mut s, &mut buf)? {
+            session.begin_receive();
+            let frame = buf.get_mut(..n).ok_or(Error::BadFrame)?;
+            match session.receive(frame, &mut msg) {
+                Ok(Rx::Message(len)) => {
+                    send_message(&mut s, &mut session, msg.get(..len).unwrap_or(&[]))?;
+                    echoed += 1;
+                }
+                Ok(Rx::Ping) => {
+                    let m = session.seal_control(FrameType::Pong, &mut out)?;
+                    write(&mut s, out.get(..m))?;
+                }
+                Ok(Rx::Fragment | Rx::Pong | Rx::Rekeyed) => {}
+                Err(Error::ClosedByPeer) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(echoed)
+    }
+}

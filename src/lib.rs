@@ -1,16 +1,143 @@
-//! USMP device client: a 4-message PSK + X25519 handshake, then AES-256-GCM frames with
-//! sequence numbers, keepalive, BYE, fragmentation and (v2) REKEY.
+//! USMP device client: a 4-message PSK + X25519 handshake with the gateway, then
+//! AES-256-GCM frames with sequence numbers, keepalive, BYE, fragmentation (messages up to
+//! 1808 bytes) and, on wire v2, REKEY — over a byte stream (TCP, a UART) or datagrams (UDP).
+//! The gateway is the Python package `usmp` from PyPI.
 //!
-//! The crate is `no_std` and heap-free. It has two faces:
-//! - a sans-IO protocol core ([`frame`], [`handshake`], [`session`]): bytes and time in,
-//!   bytes and events out, no I/O, usable from Rust directly and testable in one process;
-//! - the C API of the original component ([`ffi`]): `usmp_connect`, `usmp_send`,
-//!   `usmp_recv`, ..., a thin driver that pumps frames between the core and a
-//!   `usmp_transport_t` and calls the `usmp_port_*` hooks.
+//! `no_std`, heap-free, no `unsafe` on the Rust API's path.
 //!
-//! Both wire versions run through one code path; [`Version`] carries what differs.
+//! # Quick start
+//!
+//! ```
+//! use usmp::host::{EchoPeer, OsRng, StdClock, TcpTransport};
+//! use usmp::{Client, Config, Error, Version};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let psk = b"a pre-shared key of 16+ bytes";
+//! // A stand-in for the gateway, so that this example runs by itself; a real device dials
+//! // the gateway (`python -m usmp`, or tests/interop/gateway.py) instead.
+//! let peer = EchoPeer::bind("127.0.0.1:0", psk, Version::V2)?;
+//! let addr = peer.local_addr()?;
+//! let peer = peer.spawn();
+//!
+//! let transport = TcpTransport::connect(addr)?;
+//! let config = Config::new(psk, [0x02, 0x00, 0x00, 0x00, 0x00, 0x01]); // wire v2
+//! let mut client = Client::new(transport, OsRng, StdClock::new(), config);
+//! client.connect()?;
+//!
+//! client.send(b"hello")?;
+//! let mut buf = [0u8; 1808];
+//! let n = client.recv(&mut buf)?;
+//! assert_eq!(&buf[..n], b"hello");
+//!
+//! // Messages up to 1808 bytes are split into frames and put together again.
+//! client.send(&[7u8; 1808])?;
+//! assert_eq!(client.recv(&mut buf)?, 1808);
+//!
+//! // Bad input gets a named error, never a panic.
+//! assert_eq!(client.send(&[0u8; 1809]), Err(Error::BufferOverflow));
+//! assert_eq!(Error::BufferOverflow.code(), -6); // the C API's USMP_ERR_BUFFER_OVERFLOW
+//!
+//! client.close(); // BYE; the keys are zeroized
+//! assert_eq!(peer.join().unwrap()?, 2);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # On a microcontroller
+//!
+//! Any byte stream with the `embedded-io` traits — a HAL's UART, an `embedded-nal` or
+//! smoltcp TCP socket wrapper — plugs in through [`Stream`]; randomness is any
+//! `rand_core` `RngCore + CryptoRng` (the chip's TRNG), time any [`Clock`]:
+//!
+//! ```
+//! use usmp::{Client, Clock, Config, Error, Stream};
+//!
+//! struct Millis; // e.g. a SysTick counter
+//! impl Clock for Millis {
+//!     fn now_ms(&mut self) -> u32 {
+//!         0 // read the counter here
+//!     }
+//! }
+//!
+//! fn run<U, R>(uart: U, trng: R) -> Result<(), Error>
+//! where
+//!     U: embedded_io::Read + embedded_io::Write + embedded_io::ReadReady,
+//!     R: rand_core::RngCore + rand_core::CryptoRng,
+//! {
+//!     let config = Config::new(b"device-psk-from-secure-storage", [1, 2, 3, 4, 5, 6])
+//!         .with_keepalive_ms(30_000);
+//!     let mut client = Client::new(Stream(uart), trng, Millis, config);
+//!     client.connect()?;
+//!     let mut buf = [0u8; 256];
+//!     loop {
+//!         client.send(b"temperature=21.5")?;
+//!         if let Some(n) = client.recv_timeout(&mut buf, 1000)? {
+//!             let _reply = &buf[..n];
+//!         }
+//!         client.keepalive_tick()?;
+//!     }
+//! }
+//! ```
+//!
+//! With embassy (or any executor), [`AsyncClient`] has the same operations as futures, over
+//! `embedded-io-async` streams or an [`AsyncTransport`], with an [`AsyncClock`]:
+//!
+//! ```
+//! use usmp::{AsyncClient, AsyncClock, Config, Error, Stream};
+//!
+//! async fn run<U, R, C>(socket: U, trng: R, clock: C) -> Result<(), Error>
+//! where
+//!     U: embedded_io_async::Read + embedded_io_async::Write,
+//!     R: rand_core::RngCore + rand_core::CryptoRng,
+//!     C: AsyncClock,
+//! {
+//!     let config = Config::new(b"device-psk-from-secure-storage", [1, 2, 3, 4, 5, 6]);
+//!     let mut client = AsyncClient::new(Stream(socket), trng, clock, config);
+//!     client.connect().await?;
+//!     client.send(b"hello").await?;
+//!     let mut buf = [0u8; 1808];
+//!     let n = client.recv(&mut buf).await?;
+//!     client.close().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! UDP: a datagram socket implements [`Transport`] (or [`AsyncTransport`]) with
+//! `is_datagram()` true; the client then acknowledges, retransmits and filters replays as
+//! the gateway's UDP mode expects. [`host::UdpTransport`] is one for `std`.
+//!
+//! # Wire versions
+//!
+//! [`Version::V2`] (the default) speaks to `usmp` 1.x gateways — what `pip install usmp`
+//! installs. [`Version::V1`] speaks to the legacy `usmp` 0.5.1 gateway: one line,
+//! `Config::new(..).with_version(Version::V1)`. v1 uses one key for both directions, so
+//! the same AES-GCM (key, nonce) pairs occur in both: use it only where the gateway cannot
+//! be upgraded.
+//!
+//! # Errors
+//!
+//! Every operation returns [`Error`], whose variants map one-to-one onto the C API's
+//! `usmp_err_t` codes ([`Error::code`], [`Error::name`]).
+//!
+//! # Layers
+//!
+//! - [`Client`] and [`AsyncClient`]: the Rust API.
+//! - [`ffi`] (feature `capi`, on by default): the C API of the original component
+//!   (`usmp_connect`, `usmp_send`, ...; header `include/usmp.h`).
+//! - Both are thin faces over one connection driver, which runs the sans-IO protocol core
+//!   ([`frame`], [`handshake`], [`session`], [`datagram`]: bytes and time in, bytes and
+//!   events out). The core can also be used directly.
+//!
+//! # Features
+//!
+//! - `capi` (default): the C API. It calls `usmp_port_*` hooks the application defines.
+//! - `panic-handler` (default): a `#[panic_handler]` for the C static library.
+//! - `std`: [`host`] adapters (TCP/UDP transports, a clock, `OsRng`, [`host::EchoPeer`]).
+//!
+//! Rust firmware: `usmp = { version = "0.1", default-features = false }`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
 #![cfg_attr(
     not(test),
     deny(

@@ -39,16 +39,28 @@ extern "C" fn usmp_port_get_device_id(out: *mut u8, len: usize) -> c_int {
     0
 }
 
-#[no_mangle]
-extern "C" fn usmp_port_random(out: *mut u8, len: usize) -> c_int {
+/// Restarts this thread's "random" sequence.
+pub fn reset_rng() {
+    RNG.with(|r| r.set(1));
+}
+
+/// The next bytes of this thread's "random" sequence (what `usmp_port_random` returns).
+pub fn fill_random(out: &mut [u8]) {
     RNG.with(|r| {
-        for i in 0..len {
+        for b in out.iter_mut() {
             let v = r.get().wrapping_mul(37).wrapping_add(11);
             r.set(v);
-            // SAFETY: `out` has `len` writable bytes per the hook's contract.
-            unsafe { *out.add(i) = v };
+            *b = v;
         }
     });
+}
+
+#[no_mangle]
+extern "C" fn usmp_port_random(out: *mut u8, len: usize) -> c_int {
+    if len > 0 {
+        // SAFETY: `out` has `len` writable bytes per the hook's contract.
+        fill_random(unsafe { std::slice::from_raw_parts_mut(out, len) });
+    }
     0
 }
 

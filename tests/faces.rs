@@ -1,0 +1,347 @@
+//! The C API and the Rust API are two faces of one driver: given the same inputs (device
+//! id, random bytes, clock) and the same gateway, they put the same bytes on the wire and
+//! return the same results. Any protocol decision taken in one face and not the other would
+//! show up here as a differing transcript.
+//!
+//! The gateway is the core's own responder in memory (deterministic: fixed X25519 scalar,
+//! nonce and session id), echoing each message; interop with the real gateway is proven in
+//! tests/interop.
+#![allow(clippy::unwrap_used)]
+
+#[path = "common/port.rs"]
+mod port;
+
+use std::collections::VecDeque;
+use std::ffi::{c_int, c_void};
+
+use usmp::ffi::*;
+use usmp::frame::{FrameType, MAX_FRAME};
+use usmp::handshake::{Responder, ResponderStep};
+use usmp::session::{Rx, Session, MAX_DATA, PLAINTEXT_OFFSET};
+use usmp::{Client, Clock, Config, Error, Transport, Version};
+
+const PSK: &[u8] = b"usmp-faces-psk-0123456789abcdef";
+/// port.rs's device id.
+const DEVICE_ID: [u8; 6] = [0x02, 0x1a, 0x2b, 0x3c, 0x4d, 0x5e];
+
+/// An in-memory echo gateway that records every byte the device sends.
+struct Gateway {
+    hs: Option<Responder<'static>>,
+    session: Option<Session>,
+    to_device: VecDeque<Vec<u8>>,
+    from_device: Vec<Vec<u8>>,
+    ping_after_message: bool,
+    /// Where fragments are put together (the same buffer for all of a message's frames).
+    msg: Vec<u8>,
+}
+
+impl Gateway {
+    fn new(version: Version) -> Self {
+        Self {
+            hs: Some(
+                Responder::new(version, PSK, &[9; 32], &[0x40; 32], b"0123456789abcdef").unwrap(),
+            ),
+            session: None,
+            to_device: VecDeque::new(),
+            from_device: Vec::new(),
+            ping_after_message: false,
+            msg: vec![0; 2048],
+        }
+    }
+
+    fn push(&mut self, ty: FrameType, pt: &[u8]) {
+        let mut buf = [0u8; MAX_FRAME];
+        buf[PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + pt.len()].copy_from_slice(pt);
+        let n = self
+            .session
+            .as_mut()
+            .unwrap()
+            .seal(ty, &mut buf, pt.len())
+            .unwrap();
+        self.to_device.push_back(buf[..n].to_vec());
+    }
+
+    fn on_device_frame(&mut self, frame: &[u8]) {
+        self.from_device.push(frame.to_vec());
+        let mut out = [0u8; MAX_FRAME];
+        if let Some(hs) = self.hs.as_mut() {
+            match hs.receive(frame, &mut out) {
+                Ok(ResponderStep::Send(n)) => self.to_device.push_back(out[..n].to_vec()),
+                Ok(ResponderStep::Established(n, s)) => {
+                    self.to_device.push_back(out[..n].to_vec());
+                    self.session = Some(s);
+                    self.hs = None;
+                }
+                Err(e) => panic!("handshake refused: {e:?}"),
+            }
+            return;
+        }
+        let s = self.session.as_mut().unwrap();
+        let mut f = frame.to_vec();
+        let mut msg = std::mem::take(&mut self.msg);
+        s.begin_receive();
+        let r = s.receive(&mut f, &mut msg);
+        let m = match r {
+            Ok(Rx::Message(n)) => Some(msg[..n].to_vec()),
+            _ => None,
+        };
+        self.msg = msg;
+        match r {
+            Ok(Rx::Message(_)) => {
+                let m = m.unwrap();
+                let chunks: Vec<&[u8]> = if m.is_empty() {
+                    vec![&[][..]]
+                } else {
+                    m.chunks(MAX_DATA).collect()
+                };
+                for (i, c) in chunks.iter().enumerate() {
+                    let ty = if i + 1 == chunks.len() {
+                        FrameType::Data
+                    } else {
+                        FrameType::DataFrag
+                    };
+                    self.push(ty, c);
+                }
+                if self.ping_after_message {
+                    self.push(FrameType::Ping, &[]);
+                }
+            }
+            Ok(Rx::Ping) => self.push(FrameType::Pong, &[]),
+            Ok(_) => {}
+            Err(Error::ClosedByPeer) => self.session = None,
+            Err(e) => panic!("gateway refused a device frame: {e:?}"),
+        }
+    }
+}
+
+// ----------------------------------------------------------------------- the C face
+
+unsafe extern "C" fn t_send(t: *mut usmp_transport_t, data: *const u8, len: usize) -> c_int {
+    let g = unsafe { &mut *((*t).ctx as *mut Gateway) };
+    g.on_device_frame(unsafe { std::slice::from_raw_parts(data, len) });
+    0
+}
+
+unsafe extern "C" fn t_recv(t: *mut usmp_transport_t, buf: *mut u8, max: usize) -> c_int {
+    let g = unsafe { &mut *((*t).ctx as *mut Gateway) };
+    match g.to_device.pop_front() {
+        None => 0,
+        Some(f) => {
+            assert!(f.len() <= max);
+            unsafe { std::ptr::copy_nonoverlapping(f.as_ptr(), buf, f.len()) };
+            f.len() as c_int
+        }
+    }
+}
+
+/// What one face produced: the results of each step, and the gateway's record.
+#[derive(Debug, PartialEq)]
+struct Run {
+    results: Vec<Result<Vec<u8>, Error>>,
+    wire: Vec<Vec<u8>>,
+}
+
+fn code_to_result(rc: c_int) -> Result<Vec<u8>, Error> {
+    if rc >= 0 {
+        return Ok(Vec::new());
+    }
+    Err(*Error::ALL.iter().find(|e| e.code() == rc).unwrap())
+}
+
+const SIZES: [usize; 5] = [0, 5, 452, 453, 1808];
+
+fn message(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 13 + len) as u8).collect()
+}
+
+fn run_c(version: Version) -> Run {
+    port::reset_rng();
+    port::auto_tick(1);
+    let mut g = Gateway::new(version);
+    g.ping_after_message = true;
+    let mut t = usmp_transport_t {
+        send: Some(t_send),
+        recv: Some(t_recv),
+        close: None,
+        reconnect: None,
+        available: None,
+        destroy: None,
+        ctx: &mut g as *mut Gateway as *mut c_void,
+        flags: 0,
+        recv_timeout: None,
+    };
+    // SAFETY: a zeroed usmp_t is the documented initial state.
+    let mut c: Box<usmp_t> = Box::new(unsafe { std::mem::zeroed() });
+    c.psk = PSK.as_ptr();
+    c.psk_len = PSK.len();
+    c.protocol_version = version as u8;
+    let mut results = Vec::new();
+    let mut buf = [0u8; 2048];
+    unsafe {
+        results.push(code_to_result(usmp_connect(&mut *c, &mut t)));
+        for len in SIZES {
+            let m = message(len);
+            results.push(code_to_result(usmp_send(&mut *c, m.as_ptr(), len as u16)));
+            let n = usmp_recv(&mut *c, buf.as_mut_ptr(), buf.len() as u16);
+            results.push(if n >= 0 {
+                Ok(buf[..n as usize].to_vec())
+            } else {
+                code_to_result(n)
+            });
+            // The PING the gateway sends after each echo, answered inside this receive.
+            results.push(code_to_result(usmp_recv(
+                &mut *c,
+                buf.as_mut_ptr(),
+                buf.len() as u16,
+            )));
+        }
+        results.push(code_to_result(usmp_send(&mut *c, buf.as_ptr(), 1809)));
+        results.push(code_to_result(usmp_ping(&mut *c)));
+        results.push(code_to_result(usmp_rekey(&mut *c)));
+        let m = message(100);
+        results.push(code_to_result(usmp_send(&mut *c, m.as_ptr(), 100)));
+        let n = usmp_recv(&mut *c, buf.as_mut_ptr(), buf.len() as u16);
+        results.push(if n >= 0 {
+            Ok(buf[..n as usize].to_vec())
+        } else {
+            code_to_result(n)
+        });
+        usmp_close(&mut *c);
+    }
+    Run {
+        results,
+        wire: g.from_device,
+    }
+}
+
+// -------------------------------------------------------------------- the Rust face
+
+/// The same gateway behind the Rust [`Transport`] trait.
+struct Memory<'g>(&'g mut Gateway, Option<Vec<u8>>, usize);
+
+impl Transport for Memory<'_> {
+    fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.0.on_device_frame(bytes);
+        Ok(())
+    }
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Error> {
+        // A byte stream: hand out the queued frames in the pieces the reader asks for.
+        if self.1.is_none() {
+            self.1 = self.0.to_device.pop_front();
+            self.2 = 0;
+        }
+        let Some(f) = self.1.as_ref() else {
+            return Ok(None);
+        };
+        let n = buf.len().min(f.len() - self.2);
+        buf[..n].copy_from_slice(&f[self.2..self.2 + n]);
+        self.2 += n;
+        if self.2 == f.len() {
+            self.1 = None;
+        }
+        Ok(Some(n))
+    }
+}
+
+/// port.rs's generator, as a rand_core RNG.
+struct PortRng;
+impl rand_core::RngCore for PortRng {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        port::fill_random(dest);
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+impl rand_core::CryptoRng for PortRng {}
+
+/// port.rs's clock.
+struct PortClock;
+impl Clock for PortClock {
+    fn now_ms(&mut self) -> u32 {
+        port::now()
+    }
+}
+
+fn run_rust(version: Version) -> Run {
+    port::reset_rng();
+    port::auto_tick(1);
+    let mut g = Gateway::new(version);
+    g.ping_after_message = true;
+    let mut results = Vec::new();
+    {
+        let cfg = Config::new(PSK, DEVICE_ID).with_version(version);
+        let mut c = Client::new(Memory(&mut g, None, 0), PortRng, PortClock, cfg);
+        let mut buf = [0u8; 2048];
+        let ok = |r: Result<(), Error>| r.map(|()| Vec::new());
+        results.push(ok(c.connect()));
+        for len in SIZES {
+            results.push(ok(c.send(&message(len))));
+            let r = c.recv_timeout(&mut buf, 0);
+            results.push(r.map(|n| buf[..n.unwrap_or(0)].to_vec()));
+            results.push(c.recv_timeout(&mut buf, 0).map(|_| Vec::new()));
+        }
+        results.push(ok(c.send(&[0u8; 1809])));
+        results.push(ok(c.ping()));
+        results.push(ok(c.rekey()));
+        results.push(ok(c.send(&message(100))));
+        let r = c.recv_timeout(&mut buf, 0);
+        results.push(r.map(|n| buf[..n.unwrap_or(0)].to_vec()));
+        c.close();
+    }
+    Run {
+        results,
+        wire: g.from_device,
+    }
+}
+
+#[test]
+fn c_and_rust_faces_put_the_same_bytes_on_the_wire() {
+    for version in [Version::V1, Version::V2] {
+        let c = run_c(version);
+        let r = run_rust(version);
+        // The session really ran: every echo came back, 1809 was refused, and REKEY is
+        // v2-only.
+        let echoes: Vec<&Vec<u8>> = c
+            .results
+            .iter()
+            .skip(2)
+            .step_by(3)
+            .take(SIZES.len())
+            .map(|x| x.as_ref().unwrap())
+            .collect();
+        for (e, len) in echoes.iter().zip(SIZES) {
+            assert_eq!(**e, message(len), "{version:?}: echo of {len}");
+        }
+        assert!(c.results.contains(&Err(Error::BufferOverflow)));
+        assert_eq!(
+            c.results.contains(&Err(Error::Unsupported)),
+            version == Version::V1
+        );
+        assert!(
+            c.wire.len() > 15,
+            "{version:?}: only {} frames",
+            c.wire.len()
+        );
+        assert_eq!(c.results, r.results, "{version:?}: results differ");
+        assert_eq!(
+            c.wire.len(),
+            r.wire.len(),
+            "{version:?}: frame counts differ"
+        );
+        for (i, (a, b)) in c.wire.iter().zip(&r.wire).enumerate() {
+            assert_eq!(a, b, "{version:?}: frame {i} differs");
+        }
+    }
+}
