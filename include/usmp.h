@@ -14,16 +14,6 @@
 #include <stdint.h>
 
 /**
- * How long a handshake may take, ms.
- */
-#define HANDSHAKE_TIMEOUT_MS 10000
-
-/**
- * How long a fragmented message may take to complete, ms.
- */
-#define REASSEMBLY_TIMEOUT_MS 10000
-
-/**
  * Default gateway port.
  */
 #define USMP_DEFAULT_PORT 9000
