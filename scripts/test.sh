@@ -84,6 +84,12 @@ USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/interop -q -
 step "STM32F405 firmware (examples/stm32_uart) in QEMU netduinoplus2, USART1 bridged to the real gateways"
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/stm32 -q -rA
 
+step "Rust no_std firmware (examples/rust_firmware_mps2: usmp::Client over the UART, no C) in QEMU mps2-an386, bridged to the real gateways"
+(cd examples/rust_firmware_mps2 \
+  && cargo fmt -- --check \
+  && cargo clippy -q --release --locked --target-dir "$build/rust_firmware/target" -- -D warnings)
+USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/rust_firmware -q -rA
+
 step "packaging: ESP-IDF component archive (compote), add_subdirectory/find_package consumers, Cortex-M4 cross defaults"
 tests/component/test_component.sh
 

@@ -272,8 +272,9 @@ impl<'a, T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> AsyncClient<'
         op!(self, |l, b| driver::send_control(l, FrameType::Ping, b))
     }
 
-    /// Sends a PING when [`Config::keepalive_ms`] have passed since the last transmission.
-    pub async fn keepalive_tick(&mut self) -> Result<(), Error> {
+    /// Sends a PING when [`Config::keepalive_ms`] have passed since the last transmission:
+    /// `Ok(true)` when it sent one; see [`crate::Client::keepalive_tick`].
+    pub async fn keepalive_tick(&mut self) -> Result<bool, Error> {
         let period = self.config.keepalive_ms;
         op!(self, |l, b| driver::keepalive(l, period, b))
     }

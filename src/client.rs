@@ -361,9 +361,21 @@ impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
     }
 
     /// Sends a PING when [`Config::keepalive_ms`] have passed since the last transmission;
-    /// call it from the main loop. [`Error::NotConnected`] when the session is gone.
-    pub fn keepalive_tick(&mut self) -> Result<(), Error> {
+    /// call it from the main loop. `Ok(true)` when it sent one, `Ok(false)` when none was
+    /// due (then it costs a clock read); [`Error::NotConnected`] when the session is gone.
+    pub fn keepalive_tick(&mut self) -> Result<bool, Error> {
         let period = self.config.keepalive_ms;
+        let mut face = Face {
+            t: &mut self.transport,
+            rng: &mut self.rng,
+            clock: &mut self.clock,
+            cfg: &self.config,
+            conn: &mut self.conn,
+            session: &mut self.session,
+        };
+        if !driver::keepalive_due(&mut face, period)? {
+            return Ok(false);
+        }
         scrubbed!(self, driver::scrub_stack, |l, b| driver::keepalive(
             l, period, b
         ))

@@ -587,20 +587,26 @@ pub(crate) async fn bye<L: Link>(l: &mut L, bufs: &mut Bufs) {
     l.drop_session();
 }
 
-/// Sends a PING when `period_ms` (> 0) have passed since the last transmission.
-pub(crate) async fn keepalive<L: Link>(
-    l: &mut L,
-    period_ms: u32,
-    bufs: &mut Bufs,
-) -> Result<(), Error> {
+/// Whether a keepalive PING is due: `period_ms` (> 0) have passed since the last
+/// transmission. [`Error::NotConnected`] without a session.
+pub(crate) fn keepalive_due<L: Link>(l: &mut L, period_ms: u32) -> Result<bool, Error> {
     if l.session().is_none() {
         return Err(Error::NotConnected);
     }
     let idle = l.now().wrapping_sub(l.conn().last_tx_ms);
-    if period_ms == 0 || idle < period_ms {
-        return Ok(());
+    Ok(period_ms != 0 && idle >= period_ms)
+}
+
+/// Sends a PING when one is due ([`keepalive_due`]); true when it did.
+pub(crate) async fn keepalive<L: Link>(
+    l: &mut L,
+    period_ms: u32,
+    bufs: &mut Bufs,
+) -> Result<bool, Error> {
+    if !keepalive_due(l, period_ms)? {
+        return Ok(false);
     }
-    send_control(l, FrameType::Ping, bufs).await
+    send_control(l, FrameType::Ping, bufs).await.map(|()| true)
 }
 
 /// Rotates the session keys (v2): REKEY with a fresh random salt under the old key.

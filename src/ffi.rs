@@ -929,7 +929,7 @@ unsafe fn usmp_keepalive_tick_impl(ctx: *mut usmp_t) -> c_int {
     };
     // SAFETY: ctx is non-null (checked by `link`).
     let period = unsafe { (*ctx).keepalive_ms };
-    code(run!(driver::keepalive(&mut l, period, &mut Bufs::new())))
+    code(run!(driver::keepalive(&mut l, period, &mut Bufs::new())).map(|_| ()))
 }
 
 /// Rotates the session keys (wire v2): sends REKEY with a fresh random salt under the old

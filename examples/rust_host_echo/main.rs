@@ -151,7 +151,11 @@ macro_rules! session {
             println!("REKEY both ways ok, echo after it ok");
         }
         std::thread::sleep(Duration::from_millis(60));
-        $c.keepalive_tick()$(.$aw)?.map_err(|e| Fail("keepalive", e))?;
+        if !$c.keepalive_tick()$(.$aw)?.map_err(|e| Fail("keepalive", e))? {
+            println!("keepalive: no PING after 60 ms of silence with a 50 ms period");
+            return Err(Fail("keepalive", Error::Timeout));
+        }
+        println!("keepalive PING sent");
         $c.send(b"cmd:stats")$(.$aw)?.map_err(|e| Fail("cmd:stats", e))?;
         let n = recv_until!($c, buf, "stats", |m| m.starts_with(b"msgs=") $(, $aw)?);
         println!("gateway: {}", String::from_utf8_lossy(&buf[..n]));
