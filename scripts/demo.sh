@@ -5,6 +5,8 @@
 # gateway, and exits with the example's status.
 #
 #   scripts/demo.sh [count]        (default 6 messages)
+#   scripts/demo.sh --rust [--udp] [--async]
+#                                  the Rust API instead: examples/rust_host_echo (cargo)
 #
 # Environment: USMP_VENV_V2 (default .venv-interop/v2), USMP_BUILD_DIR (default build),
 # USMP_DEMO_PSK (default usmp-dev-psk-change-me-before-prod).
@@ -12,7 +14,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-count=${1:-6}
+rust=0
+rust_flags=()
+args=()
+for a in "$@"; do
+  case "$a" in
+    --rust) rust=1 ;;
+    --udp|--async) rust_flags+=("$a") ;;
+    *) args+=("$a") ;;
+  esac
+done
+count=${args[0]:-6}
+proto=tcp
+for f in "${rust_flags[@]}"; do [ "$f" = --udp ] && proto=udp; done
+if [ "$rust" = 0 ] && [ ${#rust_flags[@]} -gt 0 ]; then
+  echo "demo: --udp and --async go with --rust" >&2
+  exit 2
+fi
 venv=${USMP_VENV_V2:-$repo/.venv-interop/v2}
 build=${USMP_BUILD_DIR:-$repo/build}/demo-posix-echo
 psk=${USMP_DEMO_PSK:-usmp-dev-psk-change-me-before-prod}
@@ -20,12 +38,18 @@ psk=${USMP_DEMO_PSK:-usmp-dev-psk-change-me-before-prod}
 echo "demo: python environment"
 USMP_VENV_V2=$venv scripts/setup-python.sh v2
 
-echo "demo: building examples/posix_echo in $build"
-gen=()
-command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
-cmake -S examples/posix_echo -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" --target posix_echo
-exe="$build/posix_echo"
+if [ "$rust" = 1 ]; then
+  echo "demo: building examples/rust_host_echo (cargo, release)"
+  cargo build -q --release --features std --example rust_host_echo
+  exe=target/release/examples/rust_host_echo
+else
+  echo "demo: building examples/posix_echo in $build"
+  gen=()
+  command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
+  cmake -S examples/posix_echo -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$build" --target posix_echo
+  exe="$build/posix_echo"
+fi
 [ -x "$exe" ] || { echo "demo: $exe was not built" >&2; exit 1; }
 
 run=$(mktemp -d "${TMPDIR:-/tmp}/usmp-demo.XXXXXX")
@@ -41,7 +65,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$venv/bin/python" tests/interop/gateway.py --port 0 --psk "$psk" \
+"$venv/bin/python" tests/interop/gateway.py --proto "$proto" --port 0 --psk "$psk" \
   --ready-file "$run/ready" --log "$run/gateway.jsonl" 2>"$run/gateway.stderr" >/dev/null &
 gw_pid=$!
 for _ in $(seq 200); do
@@ -58,8 +82,12 @@ read -r _ _ port rest <"$run/ready"
 echo "demo: gateway up: $(cat "$run/ready")"
 
 status=0
-timeout 120 "$exe" 127.0.0.1 "$port" "$psk" v2 "$count" || status=$?
+if [ "$rust" = 1 ]; then
+  timeout 120 "$exe" 127.0.0.1 "$port" "$psk" v2 1 "${rust_flags[@]}" || status=$?
+else
+  timeout 120 "$exe" 127.0.0.1 "$port" "$psk" v2 "$count" || status=$?
+fi
 echo "demo: gateway saw: $(grep -c '"ev": "message"' "$run/gateway.jsonl" || true) messages," \
      "close: $(grep -o '"reason": "[^"]*"' "$run/gateway.jsonl" | tail -1 || true)"
-echo "demo: posix_echo exited with $status"
+echo "demo: $(basename "$exe") exited with $status"
 exit "$status"

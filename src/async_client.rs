@@ -15,7 +15,7 @@ use core::task::Poll;
 
 use rand_core::{CryptoRng, RngCore};
 
-use crate::client::{Config, Stream};
+use crate::client::{client_accessors, face, face_state, Config, Stream};
 use crate::driver::{self, Bufs, Conn, RecvFail, Stats};
 use crate::frame::{self, FrameType, HEADER_LEN, MAX_FRAME};
 use crate::handshake::DEVICE_ID_LEN;
@@ -147,12 +147,6 @@ impl<T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> driver::Link
     fn now(&mut self) -> u32 {
         self.clock.now_ms()
     }
-    fn random(&mut self, out: &mut [u8]) -> Result<(), Error> {
-        self.rng.try_fill_bytes(out).map_err(|_| Error::PortFailed)
-    }
-    fn device_id(&mut self) -> Result<[u8; DEVICE_ID_LEN], Error> {
-        Ok(self.cfg.device_id)
-    }
     async fn send(&mut self, d: &[u8]) -> Result<(), Error> {
         self.t.send(d).await.map_err(|_| Error::TransportFailed)
     }
@@ -172,28 +166,7 @@ impl<T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> driver::Link
             Some(Err(_)) => Err(RecvFail::HangUp),
         }
     }
-    fn available(&mut self) -> Option<bool> {
-        None
-    }
-    fn attempts(&self) -> u8 {
-        self.cfg.retransmit_attempts.max(1)
-    }
-    fn fixed_rto_ms(&self) -> u32 {
-        self.cfg.retransmit_timeout_ms
-    }
-    fn conn(&mut self) -> &mut Conn {
-        self.conn
-    }
-    fn session(&mut self) -> Option<&mut Session> {
-        self.session.as_mut()
-    }
-    fn store_session(&mut self, s: Session) {
-        *self.session = Some(s);
-    }
-    fn drop_session(&mut self) {
-        // Dropping a Session zeroizes it.
-        *self.session = None;
-    }
+    face_state!();
 }
 
 /// A USMP connection over an [`AsyncTransport`]: the same operations as
@@ -212,14 +185,7 @@ pub struct AsyncClient<'a, T, R, C> {
 macro_rules! op {
     ($self:ident, |$l:ident, $b:ident| $call:expr) => {{
         let mut $b = Bufs::new();
-        let mut face = Face {
-            t: &mut $self.transport,
-            rng: &mut $self.rng,
-            clock: &mut $self.clock,
-            cfg: &$self.config,
-            conn: &mut $self.conn,
-            session: &mut $self.session,
-        };
+        let mut face = face!($self);
         let $l = &mut face;
         let $b = &mut $b;
         let r = $call.await;
@@ -289,40 +255,5 @@ impl<'a, T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> AsyncClient<'
         op!(self, |l, b| driver::bye(l, b));
     }
 
-    /// True while a session is established.
-    pub fn is_connected(&self) -> bool {
-        self.session.is_some()
-    }
-
-    /// Counters of the datagram link.
-    pub fn stats(&self) -> Stats {
-        self.conn.stats
-    }
-
-    /// The settings.
-    pub fn config(&self) -> &Config<'a> {
-        &self.config
-    }
-
-    /// The transport.
-    pub fn transport_mut(&mut self) -> &mut T {
-        &mut self.transport
-    }
-
-    /// Swaps in a new transport and returns the old one; the session ends (keys zeroized).
-    pub fn replace_transport(&mut self, transport: T) -> T {
-        self.session = None;
-        core::mem::replace(&mut self.transport, transport)
-    }
-
-    /// Ends the session without BYE and gives back the parts.
-    pub fn into_parts(self) -> (T, R, C) {
-        let Self {
-            transport,
-            rng,
-            clock,
-            ..
-        } = self;
-        (transport, rng, clock)
-    }
+    client_accessors!();
 }

@@ -113,6 +113,104 @@ where
     }
 }
 
+/// The [`driver::Link`] methods both Rust faces implement alike: randomness from the RNG,
+/// the device id and retransmission settings from the [`Config`], and the connection state
+/// and session in the client (a `Session` zeroizes itself when dropped).
+macro_rules! face_state {
+    () => {
+        fn random(&mut self, out: &mut [u8]) -> Result<(), Error> {
+            self.rng.try_fill_bytes(out).map_err(|_| Error::PortFailed)
+        }
+        fn device_id(&mut self) -> Result<[u8; DEVICE_ID_LEN], Error> {
+            Ok(self.cfg.device_id)
+        }
+        fn available(&mut self) -> Option<bool> {
+            None
+        }
+        fn attempts(&self) -> u8 {
+            self.cfg.retransmit_attempts.max(1)
+        }
+        fn fixed_rto_ms(&self) -> u32 {
+            self.cfg.retransmit_timeout_ms
+        }
+        fn conn(&mut self) -> &mut Conn {
+            self.conn
+        }
+        fn session(&mut self) -> Option<&mut Session> {
+            self.session.as_mut()
+        }
+        fn store_session(&mut self, s: Session) {
+            driver::Link::drop_session(self);
+            *self.session = Some(s);
+        }
+        fn drop_session(&mut self) {
+            // Dropping a Session zeroizes it.
+            *self.session = None;
+        }
+    };
+}
+pub(crate) use face_state;
+
+/// A face over a client's parts (the `Face` struct in scope: blocking or async).
+macro_rules! face {
+    ($self:ident) => {
+        Face {
+            t: &mut $self.transport,
+            rng: &mut $self.rng,
+            clock: &mut $self.clock,
+            cfg: &$self.config,
+            conn: &mut $self.conn,
+            session: &mut $self.session,
+        }
+    };
+}
+pub(crate) use face;
+
+/// The accessors [`Client`] and [`crate::AsyncClient`] share (their fields are the same).
+macro_rules! client_accessors {
+    () => {
+        /// True while a session is established.
+        pub fn is_connected(&self) -> bool {
+            self.session.is_some()
+        }
+
+        /// Counters of the datagram link (retransmissions, duplicates, rejected datagrams).
+        pub fn stats(&self) -> Stats {
+            self.conn.stats
+        }
+
+        /// The settings.
+        pub fn config(&self) -> &Config<'a> {
+            &self.config
+        }
+
+        /// The transport, e.g. to redial it before `connect` again.
+        pub fn transport_mut(&mut self) -> &mut T {
+            &mut self.transport
+        }
+
+        /// Swaps in a new transport (a fresh socket after a failure) and returns the old one.
+        /// The session, bound to the old one, ends (keys zeroized); call `connect`.
+        pub fn replace_transport(&mut self, transport: T) -> T {
+            self.session = None;
+            core::mem::replace(&mut self.transport, transport)
+        }
+
+        /// Ends the session without BYE and gives back the parts.
+        pub fn into_parts(mut self) -> (T, R, C) {
+            self.session = None;
+            let Self {
+                transport,
+                rng,
+                clock,
+                ..
+            } = self;
+            (transport, rng, clock)
+        }
+    };
+}
+pub(crate) use client_accessors;
+
 /// True when `wait` ms have passed since `start`.
 fn expired(now: u32, start: u32, wait: Option<u32>) -> bool {
     wait.is_some_and(|ms| now.wrapping_sub(start) >= ms)
@@ -200,12 +298,6 @@ impl<T: Transport, R: RngCore + CryptoRng, C: Clock> driver::Link for Face<'_, '
     fn now(&mut self) -> u32 {
         self.clock.now_ms()
     }
-    fn random(&mut self, out: &mut [u8]) -> Result<(), Error> {
-        self.rng.try_fill_bytes(out).map_err(|_| Error::PortFailed)
-    }
-    fn device_id(&mut self) -> Result<[u8; DEVICE_ID_LEN], Error> {
-        Ok(self.cfg.device_id)
-    }
     async fn send(&mut self, d: &[u8]) -> Result<(), Error> {
         self.t.send(d).map_err(|_| Error::TransportFailed)
     }
@@ -220,29 +312,7 @@ impl<T: Transport, R: RngCore + CryptoRng, C: Clock> driver::Link for Face<'_, '
             self.recv_stream(buf, wait)
         }
     }
-    fn available(&mut self) -> Option<bool> {
-        None
-    }
-    fn attempts(&self) -> u8 {
-        self.cfg.retransmit_attempts.max(1)
-    }
-    fn fixed_rto_ms(&self) -> u32 {
-        self.cfg.retransmit_timeout_ms
-    }
-    fn conn(&mut self) -> &mut Conn {
-        self.conn
-    }
-    fn session(&mut self) -> Option<&mut Session> {
-        self.session.as_mut()
-    }
-    fn store_session(&mut self, s: Session) {
-        driver::Link::drop_session(self);
-        *self.session = Some(s);
-    }
-    fn drop_session(&mut self) {
-        // Dropping a Session zeroizes it.
-        *self.session = None;
-    }
+    face_state!();
 }
 
 /// A USMP connection over a blocking [`Transport`].
@@ -264,14 +334,7 @@ pub struct Client<'a, T, R, C> {
 macro_rules! op {
     ($self:ident, |$l:ident, $b:ident| $call:expr) => {{
         let mut $b = Bufs::new();
-        let mut face = Face {
-            t: &mut $self.transport,
-            rng: &mut $self.rng,
-            clock: &mut $self.clock,
-            cfg: &$self.config,
-            conn: &mut $self.conn,
-            session: &mut $self.session,
-        };
+        let mut face = face!($self);
         let $l = &mut face;
         let $b = &mut $b;
         let r = block_on(core::pin::pin!($call));
@@ -365,14 +428,7 @@ impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
     /// due (then it costs a clock read); [`Error::NotConnected`] when the session is gone.
     pub fn keepalive_tick(&mut self) -> Result<bool, Error> {
         let period = self.config.keepalive_ms;
-        let mut face = Face {
-            t: &mut self.transport,
-            rng: &mut self.rng,
-            clock: &mut self.clock,
-            cfg: &self.config,
-            conn: &mut self.conn,
-            session: &mut self.session,
-        };
+        let mut face = face!(self);
         if !driver::keepalive_due(&mut face, period)? {
             return Ok(false);
         }
@@ -392,50 +448,5 @@ impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
         scrubbed!(self, driver::scrub_stack, |l, b| driver::bye(l, b));
     }
 
-    /// True while a session is established.
-    pub fn is_connected(&self) -> bool {
-        self.session.is_some()
-    }
-
-    /// Counters of the datagram link (retransmissions, duplicates, rejected datagrams).
-    pub fn stats(&self) -> Stats {
-        self.conn.stats
-    }
-
-    /// The settings.
-    pub fn config(&self) -> &Config<'a> {
-        &self.config
-    }
-
-    /// The transport, e.g. to redial it before [`Client::connect`] again.
-    pub fn transport_mut(&mut self) -> &mut T {
-        &mut self.transport
-    }
-
-    /// Swaps in a new transport (a fresh socket after a failure) and returns the old one.
-    /// The session, bound to the old one, ends (keys zeroized); call [`Client::connect`].
-    pub fn replace_transport(&mut self, transport: T) -> T {
-        self.end_session();
-        core::mem::replace(&mut self.transport, transport)
-    }
-
-    /// Ends the session without BYE and gives back the parts.
-    pub fn into_parts(mut self) -> (T, R, C) {
-        self.end_session();
-        let Self {
-            transport,
-            rng,
-            clock,
-            ..
-        } = self;
-        (transport, rng, clock)
-    }
-}
-
-impl<T, R, C> Client<'_, T, R, C> {
-    /// Zeroizes and drops the session (a [`Session`] also wipes itself when dropped, so a
-    /// dropped client leaves no keys behind).
-    fn end_session(&mut self) {
-        self.session = None;
-    }
+    client_accessors!();
 }

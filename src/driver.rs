@@ -21,9 +21,7 @@ use zeroize::Zeroize;
 use crate::datagram::{self, Arq, ArqStep, Rto};
 use crate::frame::{self, FrameType, MAX_FRAME};
 use crate::handshake::{DeviceHandshake, DeviceStep, DEVICE_ID_LEN};
-use crate::session::{
-    Freshness, Rx, Session, MAX_DATA, MAX_MESSAGE, PLAINTEXT_OFFSET, REKEY_SALT_LEN,
-};
+use crate::session::{fragments, Freshness, Rx, Session, MAX_MESSAGE, REKEY_SALT_LEN};
 use crate::{Error, Version};
 
 /// How long a handshake may take, ms.
@@ -493,19 +491,9 @@ pub(crate) async fn send_message<L: Link>(
     let frames = Session::frames_for(data.len())?;
     s.check_room(frames)?;
     let buf = &mut bufs.a;
-    let mut chunks = data.chunks(MAX_DATA);
-    for i in 0..frames {
-        let chunk = chunks.next().unwrap_or(&[]);
-        let ty = if i + 1 == frames {
-            FrameType::Data
-        } else {
-            FrameType::DataFrag
-        };
+    for (ty, chunk) in fragments(data)? {
         let s = l.session().ok_or(Error::NotConnected)?;
-        buf.get_mut(PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + chunk.len())
-            .ok_or(Error::InvalidArg)?
-            .copy_from_slice(chunk);
-        let sealed = s.seal(ty, buf, chunk.len());
+        let sealed = s.seal_plaintext(ty, chunk, buf);
         let key = ack_key(s);
         let attempts = l.attempts();
         // After sealing, the buffer holds only ciphertext; on a refusal, plaintext.

@@ -182,7 +182,7 @@ impl EchoPeer {
     pub fn serve_one(self) -> Result<usize, Error> {
         use crate::frame::{FrameType, HEADER_LEN, MAX_FRAME};
         use crate::handshake::{Responder, ResponderStep};
-        use crate::session::{Rx, Session, MAX_DATA, MAX_MESSAGE, PLAINTEXT_OFFSET};
+        use crate::session::{fragments, Rx, Session, MAX_MESSAGE};
         use rand_core::RngCore;
 
         fn read_frame(
@@ -209,20 +209,9 @@ impl EchoPeer {
         }
 
         fn send_message(s: &mut TcpStream, session: &mut Session, msg: &[u8]) -> Result<(), Error> {
-            let frames = Session::frames_for(msg.len())?;
             let mut buf = [0u8; MAX_FRAME];
-            let mut chunks = msg.chunks(MAX_DATA);
-            for i in 0..frames {
-                let chunk = chunks.next().unwrap_or(&[]);
-                let ty = if i + 1 == frames {
-                    FrameType::Data
-                } else {
-                    FrameType::DataFrag
-                };
-                buf.get_mut(PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + chunk.len())
-                    .ok_or(Error::InvalidArg)?
-                    .copy_from_slice(chunk);
-                let n = session.seal(ty, &mut buf, chunk.len())?;
+            for (ty, chunk) in fragments(msg)? {
+                let n = session.seal_plaintext(ty, chunk, &mut buf)?;
                 write(s, buf.get(..n))?;
             }
             Ok(())

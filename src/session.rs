@@ -31,6 +31,22 @@ pub const REKEY_SALT_LEN: usize = 32;
 
 const LAST_SEQ: u64 = 0xFFFF_FFFF;
 
+/// The frames of a message, in order: `(type, plaintext)`, DATA_FRAG for all but the last
+/// and DATA for the last (an empty message is one empty DATA). `BufferOverflow` above 1808
+/// bytes.
+pub fn fragments(msg: &[u8]) -> Result<impl Iterator<Item = (FrameType, &[u8])>, Error> {
+    let frames = Session::frames_for(msg.len())?;
+    let mut chunks = msg.chunks(MAX_DATA);
+    Ok((0..frames).map(move |i| {
+        let ty = if i + 1 == frames {
+            FrameType::Data
+        } else {
+            FrameType::DataFrag
+        };
+        (ty, chunks.next().unwrap_or(&[]))
+    }))
+}
+
 /// What an accepted frame meant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rx {
@@ -207,6 +223,19 @@ impl Session {
             return Err(Error::BufferOverflow);
         }
         Ok(len.div_ceil(MAX_DATA).max(1))
+    }
+
+    /// Copies `pt` (at most 452 bytes) into place in `buf` and seals it ([`Session::seal`]).
+    pub fn seal_plaintext(
+        &mut self,
+        ty: FrameType,
+        pt: &[u8],
+        buf: &mut [u8; MAX_FRAME],
+    ) -> Result<usize, Error> {
+        buf.get_mut(PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + pt.len())
+            .ok_or(Error::InvalidArg)?
+            .copy_from_slice(pt);
+        self.seal(ty, buf, pt.len())
     }
 
     /// Checks, before anything is sent, that `frames` more data frames fit in the sequence

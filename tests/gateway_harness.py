@@ -8,7 +8,8 @@ the `usmp` package) share: tests/interop/test_interop.py and tests/stm32/test_st
   new_run_dir, node_dir: a fresh run directory per session (the last few kept), one
       directory per test in it;
   Gateway: one gateway.py process, started on a free port (or a given one) and waited for
-      through its ready file, its JSON event log read back, stopped by its own PID.
+      through its ready file, its JSON event log read back, stopped by its own PID;
+  gateways: a per-test factory of Gateways, all stopped when the test ends.
 
 Each suite imports it after putting tests/ on sys.path; the suites keep their own
 constants (PSK, build directories, timeouts of their own) and fixtures.
@@ -23,9 +24,10 @@ import signal
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -216,3 +218,24 @@ class Gateway:
                 found = True
                 lines += p.read_text().splitlines()
         return "\n".join(lines[-n:]) if found else "(no gateway log)"
+
+
+@contextmanager
+def gateways(venvs: dict[str, Path], workdir: Path, psk: str, **defaults: Any) -> Iterator[Callable[..., Gateway]]:
+    """A factory of gateways for one test: make(ver, proto=None, psk=..., ...) starts one
+    (arguments override `defaults`, then go to Gateway); all are stopped at the end."""
+    started: list[Gateway] = []
+
+    def make(ver: str, proto: str | None = None, **kw: Any) -> Gateway:
+        opts = {**defaults, **kw}
+        if proto is not None:
+            opts["proto"] = proto
+        gw = Gateway(ver, venvs[ver], workdir, opts.pop("psk", psk), **opts).start()
+        started.append(gw)
+        return gw
+
+    try:
+        yield make
+    finally:
+        for gw in started:
+            gw.stop()

@@ -39,7 +39,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # tests/gateway_harness.py, shared with tests/stm32
-from gateway_harness import VERSIONS, Gateway, ensure_venvs, new_run_dir, node_dir, run_build  # noqa: E402
+from gateway_harness import VERSIONS, Gateway, ensure_venvs, gateways, new_run_dir, node_dir, run_build  # noqa: E402
 
 PROXY = HERE / "lossy_proxy.py"
 BENCH = HERE / "bench_udp.py"
@@ -111,17 +111,8 @@ def shared_gateways(venvs: dict[str, Path], workdir: Path) -> Iterator[dict[tupl
 
 @pytest.fixture
 def own_gateway(venvs: dict[str, Path], workdir: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Gateway]]:
-    started: list[Gateway] = []
-
-    def make(ver: str, proto: str = "tcp", lib_log_level: str = "INFO") -> Gateway:
-        gw = Gateway(ver, venvs[ver], node_dir(workdir, request.node.name), PSK, proto=proto,
-                     lib_log_level=lib_log_level).start()
-        started.append(gw)
-        return gw
-
-    yield make
-    for gw in started:
-        gw.stop()
+    with gateways(venvs, node_dir(workdir, request.node.name), PSK) as make:
+        yield make
 
 
 # --------------------------------------------------------------------------- client

@@ -29,7 +29,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from gateway_harness import VERSIONS, Gateway, ensure_venvs, new_run_dir, node_dir  # noqa: E402
+from gateway_harness import Gateway, ensure_venvs, gateways, new_run_dir, node_dir  # noqa: E402
 
 BUILD_DIR = Path(os.environ.get("USMP_BUILD_DIR") or str(REPO / "build")) / "rust_api"
 PSK = "usmp-rust-api-psk-0123456789abcdef"
@@ -67,16 +67,8 @@ def workdir() -> Path:
 
 @pytest.fixture
 def gateway(venvs: dict[str, Path], workdir: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Gateway]]:
-    started: list[Gateway] = []
-
-    def make(ver: str, proto: str = "tcp") -> Gateway:
-        gw = Gateway(ver, venvs[ver], node_dir(workdir, request.node.name), PSK, proto=proto).start()
-        started.append(gw)
-        return gw
-
-    yield make
-    for gw in started:
-        gw.stop()
+    with gateways(venvs, node_dir(workdir, request.node.name), PSK) as make:
+        yield make
 
 
 def run(exe: Path, gw: Gateway, wire: str, *flags: str, psk: str = PSK) -> tuple[int, str, float]:

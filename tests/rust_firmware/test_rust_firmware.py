@@ -33,7 +33,6 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -43,7 +42,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # tests/gateway_harness.py, shared with tests/interop
 from gateway_harness import (  # noqa: E402
-    SETUP_TIMEOUT_S, VERSIONS, Gateway, ensure_venvs, new_run_dir, node_dir, run_build)
+    VERSIONS, Gateway, ensure_venvs, gateways, new_run_dir, node_dir, run_build)
+from qemu_harness import QemuRun, find_qemu, run_qemu  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "rust_firmware_mps2"
 BIN = "usmp-rust-firmware-mps2"
@@ -79,27 +79,7 @@ def venvs() -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def qemu() -> Path:
-    env = os.environ.get("USMP_QEMU")
-    if env:
-        path = Path(env)
-    else:
-        script = REPO / "scripts" / "setup-qemu.sh"
-        try:
-            proc = subprocess.run(["bash", str(script)], cwd=REPO, capture_output=True, text=True,
-                                  timeout=SETUP_TIMEOUT_S, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"{script} did not finish within {SETUP_TIMEOUT_S:.0f} s")
-        if proc.returncode != 0 or not proc.stdout.strip():
-            pytest.fail(f"{script} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-        path = Path(proc.stdout.strip().splitlines()[-1])
-    try:
-        out = subprocess.run([str(path), "-M", "help"], capture_output=True, text=True, timeout=30,
-                             stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        pytest.fail(f"cannot run {path}: {e}")
-    if "mps2-an386" not in out.stdout:
-        pytest.fail(f"{path} has no mps2-an386 machine:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
-    return path
+    return find_qemu("mps2-an386")
 
 
 class Firmware:
@@ -147,54 +127,14 @@ def workdir() -> Iterator[Path]:
 
 @pytest.fixture
 def gateway(venvs: dict[str, Path], workdir: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Gateway]]:
-    started: list[Gateway] = []
-
-    def make(ver: str, psk: str = PSK) -> Gateway:
-        gw = Gateway(ver, venvs[ver], node_dir(workdir, request.node.name), psk, numbered=False).start()
-        started.append(gw)
-        return gw
-
-    yield make
-    for gw in started:
-        gw.stop()
+    with gateways(venvs, node_dir(workdir, request.node.name), PSK, numbered=False) as make:
+        yield make
 
 
 # --------------------------------------------------------------------------- QEMU
 
-@dataclass
-class Run:
-    rc: int
-    out: str
-    seconds: float
-
-    def line(self, prefix: str) -> str:
-        return next((ln for ln in self.out.splitlines() if ln.startswith(prefix)), "")
-
-
-def qemu_cmd(qemu: Path, elf: Path, port: int) -> list[str]:
-    # mps2-an386 wires serial_hd(0), the first -serial, to UART0 (0x40004000, RX IRQ 0).
-    # QEMU connects to the gateway as a TCP client before the firmware starts.
-    return [str(qemu), "-M", "mps2-an386", "-nographic", "-monitor", "none",
-            "-semihosting-config", "enable=on,target=native",
-            "-kernel", str(elf), "-serial", f"tcp:127.0.0.1:{port},nodelay=on"]
-
-
-def run_firmware(qemu: Path, elf: Path, port: int, logdir: Path, name: str) -> Run:
-    cmd = qemu_cmd(qemu, elf, port)
-    t0 = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=QEMU_TIMEOUT_S,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:  # run() has killed QEMU (its own PID) by now
-        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
-        (logdir / f"{name}.qemu.txt").write_text(out + err)
-        pytest.fail(f"firmware hung (> {QEMU_TIMEOUT_S} s): {' '.join(cmd)}\n{out}{err}")
-    dt = time.monotonic() - t0
-    # The semihosting console and QEMU's own messages.
-    out = proc.stdout + proc.stderr
-    (logdir / f"{name}.qemu.txt").write_text(f"$ {' '.join(cmd)}\nexit {proc.returncode}\n{out}")
-    return Run(proc.returncode, out, dt)
+def run_firmware(qemu: Path, elf: Path, port: int, logdir: Path, name: str) -> QemuRun:
+    return run_qemu(qemu, "mps2-an386", elf, port, logdir, name, QEMU_TIMEOUT_S)
 
 
 def wait_closed(gw: Gateway) -> None:
