@@ -3,136 +3,25 @@
 //! return the same results. Any protocol decision taken in one face and not the other would
 //! show up here as a differing transcript.
 //!
-//! The gateway is the core's own responder in memory (deterministic: fixed X25519 scalar,
-//! nonce and session id), echoing each message; interop with the real gateway is proven in
-//! tests/interop.
+//! The gateway is tests/common/scripted.rs: the core's own responder in memory
+//! (deterministic: fixed X25519 scalar, nonce and session id), echoing each message and
+//! pinging after it; interop with the real gateway is proven in tests/interop.
 #![allow(clippy::unwrap_used)]
 
 #[path = "common/port.rs"]
 mod port;
+#[path = "common/scripted.rs"]
+mod scripted;
 
-use std::collections::VecDeque;
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 
+use scripted::Gateway;
 use usmp::ffi::*;
-use usmp::frame::{FrameType, MAX_FRAME};
-use usmp::handshake::{Responder, ResponderStep};
-use usmp::session::{Rx, Session, MAX_DATA, PLAINTEXT_OFFSET};
 use usmp::{Client, Clock, Config, Error, Transport, Version};
 
 const PSK: &[u8] = b"usmp-faces-psk-0123456789abcdef";
 /// port.rs's device id.
 const DEVICE_ID: [u8; 6] = [0x02, 0x1a, 0x2b, 0x3c, 0x4d, 0x5e];
-
-/// An in-memory echo gateway that records every byte the device sends.
-struct Gateway {
-    hs: Option<Responder<'static>>,
-    session: Option<Session>,
-    to_device: VecDeque<Vec<u8>>,
-    from_device: Vec<Vec<u8>>,
-    ping_after_message: bool,
-    /// Where fragments are put together (the same buffer for all of a message's frames).
-    msg: Vec<u8>,
-}
-
-impl Gateway {
-    fn new(version: Version) -> Self {
-        Self {
-            hs: Some(
-                Responder::new(version, PSK, &[9; 32], &[0x40; 32], b"0123456789abcdef").unwrap(),
-            ),
-            session: None,
-            to_device: VecDeque::new(),
-            from_device: Vec::new(),
-            ping_after_message: false,
-            msg: vec![0; 2048],
-        }
-    }
-
-    fn push(&mut self, ty: FrameType, pt: &[u8]) {
-        let mut buf = [0u8; MAX_FRAME];
-        buf[PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + pt.len()].copy_from_slice(pt);
-        let n = self
-            .session
-            .as_mut()
-            .unwrap()
-            .seal(ty, &mut buf, pt.len())
-            .unwrap();
-        self.to_device.push_back(buf[..n].to_vec());
-    }
-
-    fn on_device_frame(&mut self, frame: &[u8]) {
-        self.from_device.push(frame.to_vec());
-        let mut out = [0u8; MAX_FRAME];
-        if let Some(hs) = self.hs.as_mut() {
-            match hs.receive(frame, &mut out) {
-                Ok(ResponderStep::Send(n)) => self.to_device.push_back(out[..n].to_vec()),
-                Ok(ResponderStep::Established(n, s)) => {
-                    self.to_device.push_back(out[..n].to_vec());
-                    self.session = Some(s);
-                    self.hs = None;
-                }
-                Err(e) => panic!("handshake refused: {e:?}"),
-            }
-            return;
-        }
-        let s = self.session.as_mut().unwrap();
-        let mut f = frame.to_vec();
-        let mut msg = std::mem::take(&mut self.msg);
-        s.begin_receive();
-        let r = s.receive(&mut f, &mut msg);
-        let m = match r {
-            Ok(Rx::Message(n)) => Some(msg[..n].to_vec()),
-            _ => None,
-        };
-        self.msg = msg;
-        match r {
-            Ok(Rx::Message(_)) => {
-                let m = m.unwrap();
-                let chunks: Vec<&[u8]> = if m.is_empty() {
-                    vec![&[][..]]
-                } else {
-                    m.chunks(MAX_DATA).collect()
-                };
-                for (i, c) in chunks.iter().enumerate() {
-                    let ty = if i + 1 == chunks.len() {
-                        FrameType::Data
-                    } else {
-                        FrameType::DataFrag
-                    };
-                    self.push(ty, c);
-                }
-                if self.ping_after_message {
-                    self.push(FrameType::Ping, &[]);
-                }
-            }
-            Ok(Rx::Ping) => self.push(FrameType::Pong, &[]),
-            Ok(_) => {}
-            Err(Error::ClosedByPeer) => self.session = None,
-            Err(e) => panic!("gateway refused a device frame: {e:?}"),
-        }
-    }
-}
-
-// ----------------------------------------------------------------------- the C face
-
-unsafe extern "C" fn t_send(t: *mut usmp_transport_t, data: *const u8, len: usize) -> c_int {
-    let g = unsafe { &mut *((*t).ctx as *mut Gateway) };
-    g.on_device_frame(unsafe { std::slice::from_raw_parts(data, len) });
-    0
-}
-
-unsafe extern "C" fn t_recv(t: *mut usmp_transport_t, buf: *mut u8, max: usize) -> c_int {
-    let g = unsafe { &mut *((*t).ctx as *mut Gateway) };
-    match g.to_device.pop_front() {
-        None => 0,
-        Some(f) => {
-            assert!(f.len() <= max);
-            unsafe { std::ptr::copy_nonoverlapping(f.as_ptr(), buf, f.len()) };
-            f.len() as c_int
-        }
-    }
-}
 
 /// What one face produced: the results of each step, and the gateway's record.
 #[derive(Debug, PartialEq)]
@@ -157,19 +46,11 @@ fn message(len: usize) -> Vec<u8> {
 fn run_c(version: Version) -> Run {
     port::reset_rng();
     port::auto_tick(1);
-    let mut g = Gateway::new(version);
+    let mut g = Gateway::new(version, PSK);
     g.ping_after_message = true;
-    let mut t = usmp_transport_t {
-        send: Some(t_send),
-        recv: Some(t_recv),
-        close: None,
-        reconnect: None,
-        available: None,
-        destroy: None,
-        ctx: &mut g as *mut Gateway as *mut c_void,
-        flags: 0,
-        recv_timeout: None,
-    };
+    let mut t = scripted::transport(&mut g);
+    // Whole frames, no `available`: the same view of the link the Rust face has.
+    t.available = None;
     // SAFETY: a zeroed usmp_t is the documented initial state.
     let mut c: Box<usmp_t> = Box::new(unsafe { std::mem::zeroed() });
     c.psk = PSK.as_ptr();
@@ -210,7 +91,7 @@ fn run_c(version: Version) -> Run {
     }
     Run {
         results,
-        wire: g.from_device,
+        wire: std::mem::take(&mut g.wire),
     }
 }
 
@@ -277,7 +158,7 @@ impl Clock for PortClock {
 fn run_rust(version: Version) -> Run {
     port::reset_rng();
     port::auto_tick(1);
-    let mut g = Gateway::new(version);
+    let mut g = Gateway::new(version, PSK);
     g.ping_after_message = true;
     let mut results = Vec::new();
     {
@@ -302,7 +183,7 @@ fn run_rust(version: Version) -> Run {
     }
     Run {
         results,
-        wire: g.from_device,
+        wire: std::mem::take(&mut g.wire),
     }
 }
 
