@@ -3,7 +3,8 @@
 //! 1808 bytes) and, on wire v2, REKEY — over a byte stream (TCP, a UART) or datagrams (UDP).
 //! The gateway is the Python package `usmp` from PyPI.
 //!
-//! `no_std`, heap-free, no `unsafe` on the Rust API's path.
+//! `no_std`, heap-free; built without the C API (`default-features = false`) it contains no
+//! `unsafe` code at all (`forbid(unsafe_code)`).
 //!
 //! # Quick start
 //!
@@ -137,6 +138,12 @@
 //! Rust firmware: `usmp = { version = "0.1", default-features = false }`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
+// Without the C API and the C library's panic handler (Rust firmware, `default-features =
+// false`) the crate has no `unsafe` at all, and the compiler holds it to that.
+#![cfg_attr(
+    not(any(feature = "capi", feature = "panic-handler")),
+    forbid(unsafe_code)
+)]
 #![deny(missing_docs)]
 #![cfg_attr(
     not(test),
