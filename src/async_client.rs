@@ -17,7 +17,7 @@ use rand_core::{CryptoRng, RngCore};
 
 use crate::client::{client_accessors, face, face_state, Config, Stream};
 use crate::driver::{self, Bufs, Conn, RecvFail, Stats};
-use crate::frame::{self, FrameType, HEADER_LEN, MAX_FRAME};
+use crate::frame::{self, FrameType, MAX_FRAME};
 use crate::handshake::DEVICE_ID_LEN;
 use crate::session::Session;
 use crate::Error;
@@ -103,35 +103,33 @@ impl<T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> Face<'_, '_, T, R
         buf: &mut [u8; MAX_FRAME],
         wait: Option<u32>,
     ) -> Result<usize, RecvFail> {
-        let first = buf.get_mut(..HEADER_LEN).ok_or(RecvFail::Broken)?;
-        let mut have = match with_timeout(self.clock, wait, self.t.recv(first)).await {
-            None => return Ok(0),
-            Some(Ok(0)) | Some(Err(_)) => return Err(RecvFail::HangUp),
-            Some(Ok(n)) if n <= HEADER_LEN => n,
-            Some(Ok(_)) => return Err(RecvFail::Broken),
-        };
-        let t0 = self.clock.now_ms();
-        let mut need = HEADER_LEN;
+        let mut have = 0usize;
+        let mut t0 = 0u32;
         loop {
-            if have == need {
-                if need > HEADER_LEN {
-                    return Ok(have);
-                }
-                match frame::wire_len(&buf[..]) {
-                    Ok(len) if len > HEADER_LEN => need = len,
-                    // A header alone, or not a header: the core judges it.
-                    _ => return Ok(have),
-                }
-                continue;
+            let need = frame::stream_target(buf.get(..have).unwrap_or(&[]));
+            if have >= need {
+                return Ok(have);
             }
-            let left =
-                crate::REASSEMBLY_TIMEOUT_MS.saturating_sub(self.clock.now_ms().wrapping_sub(t0));
+            // Before the first byte the caller's wait applies; after it, the frame must
+            // complete within the reassembly time.
+            let limit = if have == 0 {
+                wait
+            } else {
+                let spent = self.clock.now_ms().wrapping_sub(t0);
+                Some(crate::REASSEMBLY_TIMEOUT_MS.saturating_sub(spent))
+            };
             let part = buf.get_mut(have..need).ok_or(RecvFail::Broken)?;
             let len = part.len();
-            match with_timeout(self.clock, Some(left), self.t.recv(part)).await {
+            match with_timeout(self.clock, limit, self.t.recv(part)).await {
+                None if have == 0 => return Ok(0),
                 None => return Err(RecvFail::Broken),
                 Some(Ok(0)) | Some(Err(_)) => return Err(RecvFail::HangUp),
-                Some(Ok(n)) if n <= len => have += n,
+                Some(Ok(n)) if n <= len => {
+                    if have == 0 {
+                        t0 = self.clock.now_ms();
+                    }
+                    have += n;
+                }
                 Some(Ok(_)) => return Err(RecvFail::Broken),
             }
         }

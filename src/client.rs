@@ -8,7 +8,7 @@
 use rand_core::{CryptoRng, RngCore};
 
 use crate::driver::{self, block_on, Bufs, Conn, RecvFail, Stats};
-use crate::frame::{self, FrameType, HEADER_LEN, MAX_FRAME};
+use crate::frame::{self, FrameType, MAX_FRAME};
 use crate::handshake::DEVICE_ID_LEN;
 use crate::session::Session;
 use crate::{Error, Version};
@@ -254,19 +254,10 @@ impl<T: Transport, R: RngCore + CryptoRng, C: Clock> Face<'_, '_, T, R, C> {
         let start = self.clock.now_ms();
         let mut started: Option<u32> = None;
         let mut have = 0usize;
-        let mut need = HEADER_LEN;
         loop {
-            if have == need {
-                if need > HEADER_LEN {
-                    return Ok(have);
-                }
-                match frame::wire_len(&buf[..]) {
-                    Ok(len) if len > HEADER_LEN => need = len,
-                    // A header alone (empty payload), or not a header at all: the core
-                    // judges it (and names the fault).
-                    _ => return Ok(have),
-                }
-                continue;
+            let need = frame::stream_target(buf.get(..have).unwrap_or(&[]));
+            if have >= need {
+                return Ok(have);
             }
             let part = buf.get_mut(have..need).ok_or(RecvFail::Broken)?;
             match self.t.try_recv(part) {

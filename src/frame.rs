@@ -199,6 +199,17 @@ pub fn wire_len(header: &[u8]) -> Result<usize, FrameError> {
     Ok(h.frame_len())
 }
 
+/// Reading a frame from a byte stream: given the bytes of it received so far, the length
+/// to read up to. Before 12 bytes, the header; then the frame length the header announces.
+/// A header that is not one (bad magic, length above 480) gives the header alone: the
+/// reader hands it on and the core names the fault.
+pub fn stream_target(received: &[u8]) -> usize {
+    if received.len() < HEADER_LEN {
+        return HEADER_LEN;
+    }
+    wire_len(received).unwrap_or(HEADER_LEN)
+}
+
 fn parse_header(bytes: &[u8]) -> Result<Header, FrameError> {
     let h: &[u8; HEADER_LEN] = bytes
         .get(..HEADER_LEN)
@@ -246,6 +257,25 @@ pub fn payload<'a>(bytes: &'a [u8], h: &Header) -> &'a [u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_target_reads_the_header_then_what_it_announces() {
+        let mut f = [0u8; MAX_FRAME];
+        let n = encode(&mut f, Version::V2, FrameType::Data as u8, 7, &[1, 2, 3, 4, 5]).unwrap();
+        assert_eq!(n, HEADER_LEN + 5);
+        for have in 0..HEADER_LEN {
+            assert_eq!(stream_target(&f[..have]), HEADER_LEN);
+        }
+        assert_eq!(stream_target(&f[..HEADER_LEN]), HEADER_LEN + 5);
+        assert_eq!(stream_target(&f[..n]), HEADER_LEN + 5);
+        // Not a header: the reader stops at 12 bytes and the core names the fault.
+        let mut bad = f;
+        bad[0] ^= 0xFF;
+        assert_eq!(stream_target(&bad[..HEADER_LEN]), HEADER_LEN);
+        let mut long = f;
+        long[8..10].copy_from_slice(&(MAX_PAYLOAD as u16 + 1).to_le_bytes());
+        assert_eq!(stream_target(&long[..HEADER_LEN]), HEADER_LEN);
+    }
 
     #[test]
     fn crc_check_values() {

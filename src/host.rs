@@ -180,7 +180,7 @@ impl EchoPeer {
 
     /// Serves one device on this thread (see [`EchoPeer::spawn`]).
     pub fn serve_one(self) -> Result<usize, Error> {
-        use crate::frame::{FrameType, HEADER_LEN, MAX_FRAME};
+        use crate::frame::{FrameType, MAX_FRAME};
         use crate::handshake::{Responder, ResponderStep};
         use crate::session::{fragments, Rx, Session, MAX_MESSAGE};
         use rand_core::RngCore;
@@ -189,18 +189,19 @@ impl EchoPeer {
             s: &mut TcpStream,
             buf: &mut [u8; MAX_FRAME],
         ) -> Result<Option<usize>, Error> {
-            let mut head = [0u8; HEADER_LEN];
-            match s.read_exact(&mut head) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
-                Err(_) => return Err(Error::TransportFailed),
+            let mut have = 0;
+            loop {
+                let need = crate::frame::stream_target(buf.get(..have).unwrap_or(&[]));
+                if have >= need {
+                    return Ok(Some(have));
+                }
+                let part = buf.get_mut(have..need).ok_or(Error::BadFrame)?;
+                match s.read_exact(part) {
+                    Ok(()) => have = need,
+                    Err(e) if e.kind() == ErrorKind::UnexpectedEof && have == 0 => return Ok(None),
+                    Err(_) => return Err(Error::TransportFailed),
+                }
             }
-            let len = crate::frame::wire_len(&head)?;
-            let (h, rest) = buf.split_at_mut(HEADER_LEN);
-            h.copy_from_slice(&head);
-            let body = rest.get_mut(..len - HEADER_LEN).ok_or(Error::BadFrame)?;
-            s.read_exact(body).map_err(|_| Error::TransportFailed)?;
-            Ok(Some(len))
         }
 
         fn write(s: &mut TcpStream, d: Option<&[u8]>) -> Result<(), Error> {
