@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::Value;
 use usmp::ffi::*;
-use usmp::frame::{FrameType, MAX_FRAME};
+use usmp::frame::MAX_FRAME;
 use usmp::handshake::{DeviceHandshake, DeviceStep, Responder, ResponderStep};
-use usmp::session::{Session, MAX_DATA, PLAINTEXT_OFFSET};
+use usmp::session::{fragments, Session};
 use usmp::Version;
 
 /// The golden handshake inputs of tests/vectors/v2/handshake.json.
@@ -89,16 +89,9 @@ fn message(len: usize) -> Vec<u8> {
 
 /// Seals one message as `usmp_send` does: DATA_FRAG frames, the last one DATA.
 fn seal_message(s: &mut Session, msg: &[u8], buf: &mut [u8; MAX_FRAME]) -> usize {
-    let chunks = msg.len().div_ceil(MAX_DATA).max(1);
     let mut total = 0;
-    for (k, chunk) in msg.chunks(MAX_DATA).enumerate() {
-        let ty = if k + 1 == chunks {
-            FrameType::Data
-        } else {
-            FrameType::DataFrag
-        };
-        buf[PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + chunk.len()].copy_from_slice(chunk);
-        total += s.seal(ty, buf, chunk.len()).expect("seal");
+    for (ty, chunk) in fragments(msg).expect("at most 1808 bytes") {
+        total += s.seal_plaintext(ty, chunk, buf).expect("seal");
     }
     total
 }

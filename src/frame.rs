@@ -261,7 +261,14 @@ mod tests {
     #[test]
     fn stream_target_reads_the_header_then_what_it_announces() {
         let mut f = [0u8; MAX_FRAME];
-        let n = encode(&mut f, Version::V2, FrameType::Data as u8, 7, &[1, 2, 3, 4, 5]).unwrap();
+        let n = encode(
+            &mut f,
+            Version::V2,
+            FrameType::Data as u8,
+            7,
+            &[1, 2, 3, 4, 5],
+        )
+        .unwrap();
         assert_eq!(n, HEADER_LEN + 5);
         for have in 0..HEADER_LEN {
             assert_eq!(stream_target(&f[..have]), HEADER_LEN);

@@ -13,7 +13,7 @@ use usmp::datagram::{self, Window};
 use usmp::ffi::*;
 use usmp::frame::{self, FrameType, MAX_FRAME};
 use usmp::handshake::{Responder, ResponderStep};
-use usmp::session::{Freshness, Rx, Session, MAX_DATA, PLAINTEXT_OFFSET};
+use usmp::session::{fragments, Freshness, Rx, Session};
 use usmp::Version;
 
 const PSK: &[u8] = b"datagram-test-psk-32-bytes-long!";
@@ -254,22 +254,11 @@ impl Gw {
     }
 
     fn send_message(&mut self, m: &[u8]) {
-        let chunks: Vec<Vec<u8>> = if m.is_empty() {
-            vec![vec![]]
-        } else {
-            m.chunks(MAX_DATA).map(|c| c.to_vec()).collect()
-        };
-        for (i, c) in chunks.iter().enumerate() {
+        for (ty, c) in fragments(m).unwrap() {
             let key = self.tx_key();
             let s = self.session.as_mut().unwrap();
             let mut buf = [0u8; MAX_FRAME];
-            buf[PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + c.len()].copy_from_slice(c);
-            let ty = if i + 1 == chunks.len() {
-                FrameType::Data
-            } else {
-                FrameType::DataFrag
-            };
-            let n = s.seal(ty, &mut buf, c.len()).unwrap();
+            let n = s.seal_plaintext(ty, c, &mut buf).unwrap();
             self.queue(buf[..n].to_vec(), key);
         }
     }

@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 
 use usmp::frame::{self, FrameType, HEADER_LEN, MAX_FRAME};
-use usmp::session::{Session, MAX_DATA, PLAINTEXT_OFFSET, SESSION_ID_LEN};
+use usmp::session::{fragments, Session, MAX_DATA, PLAINTEXT_OFFSET, SESSION_ID_LEN};
 use usmp::{Error, Version};
 
 pub mod keyed;
@@ -180,14 +180,7 @@ pub fn seal_message(s: &mut Session, msg: &[u8]) -> Result<Vec<Vec<u8>>, Error> 
     let frames = Session::frames_for(msg.len())?;
     s.check_room(frames)?;
     let mut out = Vec::with_capacity(frames);
-    let mut chunks = msg.chunks(MAX_DATA);
-    for i in 0..frames {
-        let c = chunks.next().unwrap_or(&[]);
-        let ty = if i + 1 == frames {
-            FrameType::Data
-        } else {
-            FrameType::DataFrag
-        };
+    for (ty, c) in fragments(msg)? {
         out.push(seal(s, ty, c)?);
     }
     Ok(out)

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
-use usmp::frame::{FrameType, MAX_FRAME};
+use usmp::frame::MAX_FRAME;
 use usmp::handshake::{DeviceHandshake, DeviceStep, Responder, ResponderStep};
-use usmp::session::{Session, MAX_DATA, PLAINTEXT_OFFSET};
+use usmp::session::{fragments, Session};
 use usmp::Version;
 
 pub fn vector(version: Version, name: &str) -> Value {
@@ -106,22 +106,11 @@ pub fn seal_logged(
 ) -> Result<Vec<Vec<u8>>, usmp::Error> {
     let n = Session::frames_for(msg.len())?;
     s.check_room(n)?;
-    let chunks: Vec<&[u8]> = if msg.is_empty() {
-        vec![&[][..]]
-    } else {
-        msg.chunks(MAX_DATA).collect()
-    };
     let mut out = Vec::new();
-    for (i, c) in chunks.iter().enumerate() {
+    for (ty, c) in fragments(msg)? {
         let mut buf = [0u8; MAX_FRAME];
-        buf[PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + c.len()].copy_from_slice(c);
-        let ty = if i + 1 == chunks.len() {
-            FrameType::Data
-        } else {
-            FrameType::DataFrag
-        };
         let key = *s.tx_key();
-        let len = s.seal(ty, &mut buf, c.len())?;
+        let len = s.seal_plaintext(ty, c, &mut buf)?;
         log.push((key, buf[12..24].try_into().unwrap()));
         out.push(buf[..len].to_vec());
     }

@@ -9,7 +9,7 @@ use std::ffi::{c_int, c_void};
 use usmp::ffi::*;
 use usmp::frame::{FrameType, MAX_FRAME};
 use usmp::handshake::{Responder, ResponderStep};
-use usmp::session::{Rx, Session, MAX_DATA, PLAINTEXT_OFFSET};
+use usmp::session::{fragments, Rx, Session};
 use usmp::Version;
 
 /// The gateway end of an in-memory link: a responder, then an echo session.
@@ -112,20 +112,9 @@ impl Gateway {
 
     pub fn send_message(&mut self, m: &[u8]) {
         let s = self.session.as_mut().unwrap();
-        let chunks: Vec<&[u8]> = if m.is_empty() {
-            vec![&[][..]]
-        } else {
-            m.chunks(MAX_DATA).collect()
-        };
-        for (i, c) in chunks.iter().enumerate() {
+        for (ty, c) in fragments(m).unwrap() {
             let mut buf = [0u8; MAX_FRAME];
-            buf[PLAINTEXT_OFFSET..PLAINTEXT_OFFSET + c.len()].copy_from_slice(c);
-            let ty = if i + 1 == chunks.len() {
-                FrameType::Data
-            } else {
-                FrameType::DataFrag
-            };
-            let n = s.seal(ty, &mut buf, c.len()).unwrap();
+            let n = s.seal_plaintext(ty, c, &mut buf).unwrap();
             self.to_device.push_back(buf[..n].to_vec());
         }
     }
