@@ -63,6 +63,15 @@ const fn hex32(s: &str) -> [u8; 32] {
     out
 }
 
+/// The wire version a target runs, from bit 0 of its configuration byte (0: v2, 1: v1).
+pub fn version_from(cfg: u8) -> Version {
+    if cfg & 1 == 0 {
+        Version::V2
+    } else {
+        Version::V1
+    }
+}
+
 /// `(device tx, device rx)` session keys of the vector handshake.
 pub fn vector_keys(version: Version) -> ([u8; 32], [u8; 32]) {
     match version {

@@ -19,7 +19,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{c_int, c_void, CStr};
 
-use crate::{fix_crc, mutate, port, seal, Input, NONCE, PSK, SERVER_PRIV, SESSION_ID};
+use crate::{
+    fix_crc, mutate, port, seal, version_from, Input, NONCE, PSK, SERVER_PRIV, SESSION_ID,
+};
 use usmp::datagram;
 use usmp::ffi::*;
 use usmp::frame::{FrameType, MAX_FRAME};
@@ -367,11 +369,7 @@ pub fn run(data: &[u8]) {
     port::reset(1000);
     let mut inp = Input::new(data);
     let cfg = inp.u8();
-    let version = if cfg & 1 == 0 {
-        Version::V2
-    } else {
-        Version::V1
-    };
+    let version = version_from(cfg);
     let psk: Vec<u8> = if cfg & 0x80 != 0 {
         let n = usize::from(inp.u8() % 40);
         inp.take(n).to_vec()

@@ -6,9 +6,8 @@
 use std::collections::BTreeSet;
 
 use crate::keyed::Harness;
-use crate::Input;
+use crate::{version_from, Input};
 use usmp::datagram::{self, Window, UTACK_MAC_LEN};
-use usmp::Version;
 
 fn utacks(inp: &mut Input<'_>) {
     while !inp.is_empty() {
@@ -68,11 +67,7 @@ pub fn run(data: &[u8]) {
         0 => utacks(&mut inp),
         1 => window(&mut inp),
         sel => {
-            let version = if sel & 2 == 0 {
-                Version::V2
-            } else {
-                Version::V1
-            };
+            let version = version_from(sel >> 1);
             Harness::new(version, true).run(&mut inp);
         }
     }

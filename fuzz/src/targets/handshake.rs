@@ -6,7 +6,7 @@
 //! Invariants: no panic; replies are well-formed frames of the expected type; a session is
 //! only established with the vector PSK (the fuzzer cannot forge the SESSION_OK MAC), and
 //! then with the vector keys.
-use crate::{fix_crc, Input, CLIENT_PRIV, DEVICE_ID, PSK};
+use crate::{fix_crc, version_from, Input, CLIENT_PRIV, DEVICE_ID, PSK};
 use usmp::frame::{self, FrameType, MAX_FRAME};
 use usmp::handshake::{DeviceHandshake, DeviceStep};
 use usmp::session::MAX_MESSAGE;
@@ -16,11 +16,7 @@ use usmp::{Error, Version};
 pub fn run(data: &[u8]) {
     let mut inp = Input::new(data);
     let cfg = inp.u8();
-    let version = if cfg & 1 == 0 {
-        Version::V2
-    } else {
-        Version::V1
-    };
+    let version = version_from(cfg);
     let repair = cfg & 2 != 0;
     let psk: &[u8] = if cfg & 4 != 0 {
         let n = usize::from(inp.u8() % 48);

@@ -4,21 +4,17 @@
 //! bit 1: repair CRCs, bit 2: PSK from the input), [psk len + psk], then chunks.
 //! Invariants: no panic; CHALLENGE / SESSION_OK well-formed; established only with the vector
 //! PSK, for the device id and key whose HELLO_ACK MAC verified, with the vector keys.
-use crate::{fix_crc, Input, DEVICE_ID, NONCE, PSK, SERVER_PRIV, SESSION_ID};
+use crate::{fix_crc, version_from, Input, DEVICE_ID, NONCE, PSK, SERVER_PRIV, SESSION_ID};
 use usmp::frame::{self, FrameType, MAX_FRAME};
 use usmp::handshake::{Responder, ResponderStep};
 use usmp::session::MAX_MESSAGE;
-use usmp::{Error, Version};
+use usmp::Error;
 
 /// One execution of the target.
 pub fn run(data: &[u8]) {
     let mut inp = Input::new(data);
     let cfg = inp.u8();
-    let version = if cfg & 1 == 0 {
-        Version::V2
-    } else {
-        Version::V1
-    };
+    let version = version_from(cfg);
     let repair = cfg & 2 != 0;
     let psk: &[u8] = if cfg & 4 != 0 {
         let n = usize::from(inp.u8() % 48);

@@ -4,17 +4,12 @@
 //! integrity, liveness of clean streams). Input: cfg (bit 0: v1, bit 1: datagram mode),
 //! then ops.
 use crate::keyed::Harness;
-use crate::Input;
-use usmp::Version;
+use crate::{version_from, Input};
 
 /// One execution of the target.
 pub fn run(data: &[u8]) {
     let mut inp = Input::new(data);
     let cfg = inp.u8();
-    let version = if cfg & 1 == 0 {
-        Version::V2
-    } else {
-        Version::V1
-    };
+    let version = version_from(cfg);
     Harness::new(version, cfg & 2 != 0).run(&mut inp);
 }

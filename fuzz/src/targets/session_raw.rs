@@ -5,20 +5,15 @@
 //! then ops. Invariants: no panic, no out-of-bounds write of the message buffer (ASan; it is
 //! heap-allocated at the requested size), and nothing is accepted unless the input chose a
 //! vector key (the fuzzer cannot produce an AES-GCM tag).
-use crate::{fix_crc, Input, V1_KEY, V2_C2S, V2_S2C};
+use crate::{fix_crc, version_from, Input, V1_KEY, V2_C2S, V2_S2C};
 use usmp::frame::FrameType;
 use usmp::session::{Session, MAX_MESSAGE};
-use usmp::Version;
 
 /// One execution of the target.
 pub fn run(data: &[u8]) {
     let mut inp = Input::new(data);
     let cfg = inp.u8();
-    let version = if cfg & 1 == 0 {
-        Version::V2
-    } else {
-        Version::V1
-    };
+    let version = version_from(cfg);
     let tx: [u8; 32] = inp.array();
     let rx: [u8; 32] = inp.array();
     let sid: [u8; 16] = inp.array();
