@@ -15,6 +15,8 @@ import struct
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import usmp_wire  # noqa: E402
 VEC = os.path.join(ROOT, "tests", "vectors")
 OUT = os.path.join(ROOT, "fuzz", "corpus")
 
@@ -176,18 +178,8 @@ for vi in (0, 1):
 
 # Regression inputs: findings, kept as files under fuzz/regressions/<target>/ (scripts/fuzz.sh
 # replays them; those still open are listed in fuzz/regressions/EXPECTED_FAILURES).
-def crc16(data):
-    crc = 0xFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
-
-
 def frame(ver, ty, payload, seq=0):
-    head = struct.pack("<HBBIH", 0xABCD, ver, ty, seq, len(payload))
-    return head + struct.pack("<H", crc16(head + payload)) + payload
+    return usmp_wire.frame(ver, ty, seq, payload)
 
 
 regressions = {}

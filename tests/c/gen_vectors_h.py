@@ -36,6 +36,8 @@ except ImportError:  # pragma: no cover
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from usmp_wire import crc16, frame, refix_crc, seal  # noqa: E402
 VEC_DIR = os.path.join(ROOT, "tests", "vectors")
 OUT = os.path.join(HERE, "vectors.h")
 
@@ -51,37 +53,6 @@ def load(ver, name):
 
 def unhex(s):
     return bytes.fromhex(s)
-
-
-def crc16(data):
-    """CRC-16/MODBUS: reflected polynomial 0xA001, init 0xFFFF, no final XOR."""
-    crc = 0xFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
-
-
-def header10(ver, ty, seq, length):
-    return bytes([0xCD, 0xAB, ver, ty]) + seq.to_bytes(4, "little") + length.to_bytes(2, "little")
-
-
-def frame(ver, ty, seq, payload):
-    h = header10(ver, ty, seq, len(payload))
-    return h + crc16(h + payload).to_bytes(2, "little") + payload
-
-
-def refix_crc(f):
-    """Recomputes the CRC of a (modified) frame."""
-    return f[:10] + crc16(f[:10] + f[12:]).to_bytes(2, "little") + f[12:]
-
-
-def seal(ver, key, sid, ty, seq, pt):
-    nonce = seq.to_bytes(4, "little") + sid[:8]
-    length = 12 + len(pt) + 16
-    ct_tag = AESGCM(key).encrypt(nonce, pt, header10(ver, ty, seq, length))
-    return frame(ver, ty, seq, nonce + ct_tag)
 
 
 def open_frame(key, f):

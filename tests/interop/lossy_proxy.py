@@ -67,22 +67,13 @@ import sys
 import time
 from typing import Any
 
-FRAME_MAGIC = b"\xcd\xab"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from usmp_wire import HEADER_LEN as HEADER, MAGIC as FRAME_MAGIC, refix_crc  # noqa: E402
+
 UTACK_MAGIC = b"\xac\xac"
-HEADER = 12
 SESSION_TYPES = {0x05, 0x06, 0x07, 0x08, 0x09, 0x0B}
 C2G, G2C = "device->gateway", "gateway->device"
 SPOOF_KINDS = ("bad_tag", "bad_crc", "truncated", "bad_version", "garbage", "replay")
-
-
-def crc16(data: bytes) -> int:
-    """CRC-16/MODBUS (reflected 0xA001, init 0xFFFF), as in the frame header."""
-    crc = 0xFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
 
 
 def is_frame(d: bytes) -> bool:
@@ -95,11 +86,6 @@ def frame_type(d: bytes) -> int:
 
 def is_utack(d: bytes) -> bool:
     return len(d) >= 7 and d[:2] == UTACK_MAGIC
-
-
-def with_crc(d: bytearray) -> bytes:
-    struct.pack_into("<H", d, 10, crc16(bytes(d[:10]) + bytes(d[HEADER:])))
-    return bytes(d)
 
 
 class Direction:
@@ -266,7 +252,7 @@ class Proxy:
         if kind == "bad_tag":
             i = HEADER + 12 + int(extra * (len(b) - HEADER - 12))  # ciphertext or tag
             b[min(i, len(b) - 1)] ^= 0x01 << int(extra * 8) % 8
-            out = with_crc(b)
+            out = refix_crc(b)
         elif kind == "bad_crc":
             b[len(b) - 1] ^= 0x80
             out = bytes(b)
@@ -274,7 +260,7 @@ class Proxy:
             out = bytes(b[: max(1, int(len(b) * extra))])
         elif kind == "bad_version":
             b[2] ^= 0x03
-            out = with_crc(b)
+            out = refix_crc(b)
         elif kind == "garbage":
             out = bytes(rng.getrandbits(8) for _ in range(1 + int(extra * 599)))
         else:  # replay of an older authentic frame
