@@ -251,60 +251,54 @@ static void timeout_across_clock_wrap(const vset_t *v) {
     CHECK(port.now < 0x10000000u); /* it did wrap */
 }
 
+/* Connects through a gateway that leaves `idle` empty receives (the transport's own
+ * timeout, port.step ms each) before CHALLENGE and again before SESSION_OK. Returns the
+ * usmp_connect result and the clock time it took. */
+static int connect_slowly(const vset_t *v, usmp_t *ctx, script_t *s, int idle, uint32_t *took) {
+    usmp_transport_t t;
+    ctx_init(ctx, v);
+    script_init(s);
+    for (int i = 0; i < idle; i++) script_rc(s, 0);
+    script_vec(s, v->challenge);
+    for (int i = 0; i < idle; i++) script_rc(s, 0);
+    script_vec(s, v->session_ok);
+    transport_init(&t, s, 0);
+    port_queue_random(v->client_priv.b, v->client_priv.n);
+    uint32_t before = port.now;
+    int rc = usmp_connect(ctx, &t);
+    *took = port.now - before;
+    return rc;
+}
+
 static void handshake_across_clock_wrap(const vset_t *v) {
     port.now = 0xFFFFFFF0u;
     port.step = 5;
     usmp_t ctx;
     script_t s;
-    usmp_transport_t t;
-    ctx_init(&ctx, v);
-    script_init(&s);
-    for (int i = 0; i < 20; i++) script_rc(&s, 0);
-    script_vec(&s, v->challenge);
-    for (int i = 0; i < 20; i++) script_rc(&s, 0);
-    script_vec(&s, v->session_ok);
-    transport_init(&t, &s, 0);
-    port_queue_random(v->client_priv.b, v->client_priv.n);
-    CHECK_RC(usmp_connect(&ctx, &t), USMP_OK);
+    uint32_t took;
+    CHECK_RC(connect_slowly(v, &ctx, &s, 20, &took), USMP_OK);
     usmp_close(&ctx);
 }
 
 static void slow_gateway_within_timeout(const vset_t *v) {
     /* idle answers, ~4 s before CHALLENGE and ~4 s before SESSION_OK: well inside 10 s */
+    port.step = 100;
     usmp_t ctx;
     script_t s;
-    usmp_transport_t t;
-    ctx_init(&ctx, v);
-    script_init(&s);
-    port.step = 100;
-    for (int i = 0; i < 40; i++) script_rc(&s, 0);
-    script_vec(&s, v->challenge);
-    for (int i = 0; i < 40; i++) script_rc(&s, 0);
-    script_vec(&s, v->session_ok);
-    transport_init(&t, &s, 0);
-    port_queue_random(v->client_priv.b, v->client_priv.n);
-    CHECK_RC(usmp_connect(&ctx, &t), USMP_OK);
+    uint32_t took;
+    CHECK_RC(connect_slowly(v, &ctx, &s, 40, &took), USMP_OK);
     usmp_close(&ctx);
 }
 
 static void handshake_timeout_is_total(const vset_t *v) {
     /* usmp.h: usmp_connect blocks "at most USMP_HANDSHAKE_TIMEOUT_MS" (like the gateway's own
      * 10 s handshake timeout): 6 s before CHALLENGE plus 6 s before SESSION_OK is too long. */
+    port.step = 100;
     usmp_t ctx;
     script_t s;
-    usmp_transport_t t;
-    ctx_init(&ctx, v);
-    script_init(&s);
-    port.step = 100;
-    for (int i = 0; i < 60; i++) script_rc(&s, 0);
-    script_vec(&s, v->challenge);
-    for (int i = 0; i < 60; i++) script_rc(&s, 0);
-    script_vec(&s, v->session_ok);
-    transport_init(&t, &s, 0);
-    port_queue_random(v->client_priv.b, v->client_priv.n);
-    uint32_t before = port.now;
-    CHECK_RC(usmp_connect(&ctx, &t), USMP_ERR_TIMEOUT);
-    CHECK_MSG(port.now - before < 11000, "gave up only after %u ms", port.now - before);
+    uint32_t took;
+    CHECK_RC(connect_slowly(v, &ctx, &s, 60, &took), USMP_ERR_TIMEOUT);
+    CHECK_MSG(took < 11000, "gave up only after %u ms", took);
     CHECK_INT(s.close_calls, 1);
     CHECK(!usmp_is_connected(&ctx));
 }
