@@ -483,9 +483,13 @@ void ctx_init(usmp_t *ctx, const vset_t *v) {
 }
 
 void connect_ok(usmp_t *ctx, usmp_transport_t *t, script_t *s, const vset_t *v) {
+    connect_ok_omit(ctx, t, s, v, 0);
+}
+
+void connect_ok_omit(usmp_t *ctx, usmp_transport_t *t, script_t *s, const vset_t *v, int omit) {
     script_init(s);
     script_handshake(s, v);
-    transport_init(t, s, 0);
+    transport_init(t, s, omit);
     port_queue_random(v->client_priv.b, v->client_priv.n);
     CHECK_RC(usmp_connect(ctx, t), USMP_OK);
     CHECK(usmp_is_connected(ctx));
@@ -495,6 +499,23 @@ void connect_ok(usmp_t *ctx, usmp_transport_t *t, script_t *s, const vset_t *v) 
     CHECK_INT(s->close_calls, 0);
     CHECK_INT(script_pending(s), 0);
     script_clear_sent(s);
+}
+
+sess_t *open_session_opts(const vset_t *v, int omit, uint32_t keepalive_ms) {
+    sess_t *x = calloc(1, sizeof *x);
+    CHECK(x != NULL);
+    ctx_init(&x->ctx, v);
+    x->ctx.keepalive_ms = keepalive_ms;
+    connect_ok_omit(&x->ctx, &x->t, &x->s, v, omit);
+    return x;
+}
+
+sess_t *open_session(const vset_t *v) { return open_session_opts(v, 0, 0); }
+
+void close_session(sess_t *x) {
+    usmp_close(&x->ctx);
+    CHECK_INT(x->s.protocol_errors, 0);
+    free(x);
 }
 
 void check_reusable(usmp_t *ctx, const vset_t *v) {

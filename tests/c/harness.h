@@ -223,6 +223,20 @@ void ctx_init(usmp_t *ctx, const vset_t *v);
 /* Resets s, scripts the vector handshake, connects ctx and asserts HELLO and HELLO_ACK are the
  * vector bytes; then forgets the recorded handshake frames (s->nsent = 0). */
 void connect_ok(usmp_t *ctx, usmp_transport_t *t, script_t *s, const vset_t *v);
+/* The same over a transport without the callbacks in `omit` (TR_NO_...). */
+void connect_ok_omit(usmp_t *ctx, usmp_transport_t *t, script_t *s, const vset_t *v, int omit);
+
+/* A connected session on the heap (its script and transport with it), for the tests that
+ * run traffic: open_session = open_session_opts(v, 0, 0); close_session closes, checks the
+ * scripted gateway saw no protocol error, frees. */
+typedef struct sess_t {
+    usmp_t ctx;
+    script_t s;
+    usmp_transport_t t;
+} sess_t;
+sess_t *open_session_opts(const vset_t *v, int omit, uint32_t keepalive_ms);
+sess_t *open_session(const vset_t *v);
+void close_session(sess_t *x);
 /* After an error: a fresh connect over a new script must succeed, a send must produce the
  * vector frame at seq 0 and a receive must decrypt the gateway's vector frame. Closes ctx. */
 void check_reusable(usmp_t *ctx, const vset_t *v);

@@ -8,36 +8,6 @@
 
 #include "harness.h"
 
-typedef struct sess_t {
-    usmp_t ctx;
-    script_t s;
-    usmp_transport_t t;
-} sess_t;
-
-static sess_t *open_session_opts(const vset_t *v, int omit, uint32_t keepalive_ms) {
-    sess_t *x = calloc(1, sizeof *x);
-    CHECK(x != NULL);
-    ctx_init(&x->ctx, v);
-    x->ctx.keepalive_ms = keepalive_ms;
-    script_init(&x->s);
-    script_handshake(&x->s, v);
-    transport_init(&x->t, &x->s, omit);
-    port_queue_random(v->client_priv.b, v->client_priv.n);
-    CHECK_RC(usmp_connect(&x->ctx, &x->t), USMP_OK);
-    CHECK_SENT_VEC(&x->s, 0, v->hello);
-    CHECK_SENT_VEC(&x->s, 1, v->hello_ack0);
-    script_clear_sent(&x->s);
-    return x;
-}
-
-static sess_t *open_session(const vset_t *v) { return open_session_opts(v, 0, 0); }
-
-static void close_session(sess_t *x) {
-    usmp_close(&x->ctx);
-    CHECK_INT(x->s.protocol_errors, 0);
-    free(x);
-}
-
 static void send_dnn(sess_t *x, int seq) {
     uint8_t m[3] = { 'd', (uint8_t)('0' + seq / 10), (uint8_t)('0' + seq % 10) };
     CHECK_RC(usmp_send(&x->ctx, m, 3), USMP_OK);

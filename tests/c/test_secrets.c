@@ -208,20 +208,6 @@ NOSAN static void run_painted(op_fn fn, void *arg, const secret_t *s, size_t ns)
 
 /* ---- sessions -------------------------------------------------------------------------- */
 
-typedef struct sess_t {
-    usmp_t ctx;
-    script_t s;
-    usmp_transport_t t;
-} sess_t;
-
-static sess_t *open_session(const vset_t *v) {
-    sess_t *x = calloc(1, sizeof *x);
-    CHECK(x != NULL);
-    ctx_init(&x->ctx, v);
-    connect_ok(&x->ctx, &x->t, &x->s, v);
-    return x;
-}
-
 /* ---- the method works -------------------------------------------------------------------- */
 
 NOSAN static void plant_key(void *arg) {

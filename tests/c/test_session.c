@@ -9,26 +9,6 @@
 
 #include "harness.h"
 
-typedef struct sess_t {
-    usmp_t ctx;
-    script_t s;
-    usmp_transport_t t;
-} sess_t;
-
-static sess_t *open_session(const vset_t *v) {
-    sess_t *x = calloc(1, sizeof *x);
-    CHECK(x != NULL);
-    ctx_init(&x->ctx, v);
-    connect_ok(&x->ctx, &x->t, &x->s, v);
-    return x;
-}
-
-static void close_session(sess_t *x) {
-    usmp_close(&x->ctx);
-    CHECK_INT(x->s.protocol_errors, 0);
-    free(x);
-}
-
 /* Receives one message and checks its bytes. */
 #define EXPECT_MSG(x, max_len, bytes, len)                                                   \
     do {                                                                                     \
