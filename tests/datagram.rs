@@ -332,6 +332,16 @@ fn transport(g: &mut Gw) -> usmp_transport_t {
     }
 }
 
+/// A device connected to a scripted gateway over the datagram link (both on the heap, so
+/// the transport's pointer to the gateway stays valid).
+fn connected(v: Version) -> (Box<Gw>, Box<usmp_t>) {
+    let mut g = Gw::new(v);
+    let mut t = transport(&mut g);
+    let mut c = ctx(v);
+    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    (g, c)
+}
+
 fn ctx(v: Version) -> Box<usmp_t> {
     let mut c: Box<usmp_t> = Box::new(unsafe { std::mem::zeroed() });
     c.psk = PSK.as_ptr();
@@ -482,10 +492,7 @@ fn echo_or_empty(c: &mut usmp_t, msg: &[u8]) -> Vec<u8> {
 #[test]
 fn forged_and_corrupted_datagrams_are_dropped_never_acknowledged() {
     let v = Version::V2;
-    let mut g = Gw::new(v);
-    let mut t = transport(&mut g);
-    let mut c = ctx(v);
-    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    let (mut g, mut c) = connected(v);
     // The gateway's next frame, as an attacker would forge it: right header, wrong tag.
     let mut buf = [0u8; MAX_FRAME];
     let mut forger = Session::new(v, &[7; 32], &[7; 32], b"0123456789abcdef");
@@ -520,10 +527,7 @@ fn forged_and_corrupted_datagrams_are_dropped_never_acknowledged() {
 #[test]
 fn acknowledgement_with_bad_mac_is_ignored_and_the_frame_retransmitted() {
     let v = Version::V2;
-    let mut g = Gw::new(v);
-    let mut t = transport(&mut g);
-    let mut c = ctx(v);
-    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    let (mut g, mut c) = connected(v);
     g.echo = false;
     // Pre-load a forged UTACK for the device's next DATA (seq 0): 7 bytes, no MAC.
     g.net.push_back(vec![0xAC, 0xAC, 5, 0, 0, 0, 0]);
@@ -536,10 +540,7 @@ fn acknowledgement_with_bad_mac_is_ignored_and_the_frame_retransmitted() {
 #[test]
 fn silent_network_times_out_with_a_named_code() {
     let v = Version::V2;
-    let mut g = Gw::new(v);
-    let mut t = transport(&mut g);
-    let mut c = ctx(v);
-    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    let (mut g, mut c) = connected(v);
     g.up = Faults {
         drop_every: 1,
         ..Default::default()
@@ -561,10 +562,7 @@ fn silent_network_times_out_with_a_named_code() {
 #[test]
 fn adaptive_timeout_follows_the_measured_round_trip() {
     let v = Version::V1;
-    let mut g = Gw::new(v);
-    let mut t = transport(&mut g);
-    let mut c = ctx(v);
-    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    let (mut g, mut c) = connected(v);
     assert_eq!(echo(&mut c, b"warm up"), b"warm up");
     g.up = Faults {
         drop_every: 1,
