@@ -272,6 +272,15 @@ impl Authentic {
     }
 }
 
+/// Feeds one frame to an established session, as the device does in a receive call; any
+/// error must be a named one ([`check_error`]).
+pub fn feed_session(s: &mut Session, f: &mut [u8], msg: &mut [u8]) {
+    s.begin_receive();
+    if let Err(e) = s.receive(f, msg) {
+        check_error(e);
+    }
+}
+
 /// Every error the core returns must be one of the 21 named codes (trivially true for the
 /// enum; kept so a future `Error` variant without a C code shows up here).
 pub fn check_error(e: Error) {

@@ -45,11 +45,7 @@ pub fn run(data: &[u8]) {
             fix_crc(&mut f);
         }
         if let Some(s) = session.as_mut() {
-            let s: &mut usmp::session::Session = s;
-            s.begin_receive();
-            if let Err(e) = s.receive(&mut f, &mut msg) {
-                crate::check_error(e);
-            }
+            crate::feed_session(s, &mut f, &mut msg);
             continue;
         }
         let waiting = hs.awaiting_session_ok();
