@@ -1,0 +1,47 @@
+//! `usmp`: the host tool of the USMP device library.
+//!
+//! Every subcommand lives in a module of its own and returns `Result<(), CliError>`;
+//! `main` prints the error on stderr and exits with its code (see [`CliError`]).
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod keygen;
+mod out;
+
+use out::Out;
+
+/// The usmp host tool.
+#[derive(Parser, Debug)]
+#[command(name = "usmp", version, about, propagate_version = true)]
+struct Cli {
+    /// More detail on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Machine-readable output: one JSON object per line on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print a new random 32-byte pre-shared key (hex, C initializer, sdkconfig line).
+    Keygen(keygen::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Out::new(cli.json, cli.verbose);
+    let r = match cli.command {
+        Command::Keygen(a) => keygen::run(&out, a),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("usmp: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
