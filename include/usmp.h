@@ -14,6 +14,29 @@
 #include <stdint.h>
 
 /**
+ * How long after a REKEY frames under the previous receive key are still accepted, ms.
+ */
+#define REKEY_GRACE_MS 10000
+
+/**
+ * The flood guard's window: more control frames than the version allows within this
+ * many ms end a stream session (a datagram link drops them).
+ */
+#define FLOOD_WINDOW_MS 1000
+
+/**
+ * How long a datagram handshake waits for CHALLENGE before sending a plain HELLO again
+ * (the v2 gateway sends HELLO_RETRY once, without retransmission).
+ */
+#define HELLO_RESEND_MS 1000
+
+/**
+ * Buffer size for everything but a message fragment: the largest handshake frame
+ * (CHALLENGE, 76 bytes), a REKEY (72), a control frame (40), a UTACK (15).
+ */
+#define SMALL_FRAME 76
+
+/**
  * Default gateway port.
  */
 #define USMP_DEFAULT_PORT 9000
@@ -88,7 +111,7 @@
 /**
  * Words of library-private state inside `usmp_t`.
  */
-#define USMP_OPAQUE_WORDS 24
+#define USMP_OPAQUE_WORDS 25
 
 /**
  * `usmp_transport_t.flags`: the transport carries datagrams (UDP). The library then
@@ -107,6 +130,33 @@
  * round trip unless `retransmit_timeout_ms` fixes it.
  */
 #define USMP_RETRANSMIT_TIMEOUT_MS 500
+
+/**
+ * Datagram transports: the longest one `usmp_recv` call waits (ms) unless
+ * `recv_timeout_ms` says otherwise.
+ */
+#define USMP_RECV_TIMEOUT_MS 1000
+
+/**
+ * How long frames under the previous key are accepted after a REKEY (ms).
+ */
+#define USMP_REKEY_GRACE_MS 10000
+
+/**
+ * CHALLENGEs a datagram handshake answers before it stops taking new ones: a forged
+ * CHALLENGE that arrives before the gateway's own cannot then make the device miss it.
+ */
+#define MAX_CANDIDATES 3
+
+/**
+ * Length of a sealed control frame (PING, PONG, BYE): header, nonce, tag.
+ */
+#define CONTROL_FRAME_LEN (HEADER_LEN + AEAD_OVERHEAD)
+
+/**
+ * Length of a sealed REKEY frame.
+ */
+#define REKEY_FRAME_LEN (CONTROL_FRAME_LEN + REKEY_SALT_LEN)
 
 /**
  * Log levels for `usmp_set_log_level`. The default is `USMP_LOG_LEVEL_ERROR`.
@@ -229,6 +279,11 @@ typedef enum usmp_err_t {
    * Fragmentation rule broken: more than 4 fragments, or a control frame between them.
    */
   USMP_ERR_FRAGMENTATION = -21,
+  /**
+   * Another task is connecting, reconnecting or closing this context, or is already
+   * receiving on it: call again once that call has returned.
+   */
+  USMP_ERR_BUSY = -22,
 } usmp_err_t;
 
 /**
@@ -311,6 +366,13 @@ typedef struct usmp_transport_s usmp_transport_t;
  * A session context. Zero-initialise it (`usmp_t ctx = {0};`), set `psk`, `psk_len`,
  * optionally `keepalive_ms`, `protocol_version` and the retransmission settings, then call
  * `usmp_connect`. Do not copy or move it while connected (a copy is detected and refused).
+ *
+ * Threads: one task may block in `usmp_recv` while other tasks call `usmp_send`,
+ * `usmp_ping`, `usmp_keepalive_tick` or `usmp_rekey` on the same context (every frame is
+ * sealed and sent under `usmp_port_lock`; a second `usmp_recv` at once returns
+ * `USMP_ERR_BUSY`). `usmp_connect` must return before other tasks use the context, and
+ * `usmp_reconnect`/`usmp_close` wait for the other tasks' calls to return (calls made
+ * meanwhile return `USMP_ERR_BUSY`).
  */
 typedef struct usmp_t {
   /**
@@ -334,9 +396,12 @@ typedef struct usmp_t {
    */
   uint8_t retransmit_attempts;
   /**
-   * Reserved, keep 0.
+   * Datagram transports: the longest one `usmp_recv` call waits for a message (ms), even
+   * while other datagrams (junk, duplicates, acknowledgements) keep arriving
+   * (0 = `USMP_RECV_TIMEOUT_MS`). A byte-stream transport's own receive timeout applies
+   * there instead.
    */
-  uint8_t reserved[2];
+  uint16_t recv_timeout_ms;
   /**
    * Datagram transports: fixed wait per attempt in ms, doubled per retry (0 = adaptive,
    * starting at `USMP_RETRANSMIT_TIMEOUT_MS`).
@@ -405,6 +470,20 @@ extern uint32_t usmp_port_millis(void);
 extern void usmp_port_log(char level, const char *tag, const char *msg);
 
 /**
+ * Take the lock that guards the state of the context at `ctx` (blocking until it is
+ * free). The library never takes it twice, never holds two, and calls no other hook
+ * than the transport's `send` and `usmp_port_random` while holding it. Defaults
+ * (component/usmp_port_lock.c, weak): pthread mutexes on POSIX hosts, FreeRTOS mutexes
+ * on ESP-IDF, nothing on bare metal (one thread of execution).
+ */
+extern void usmp_port_lock(const void *ctx);
+
+/**
+ * Release the lock taken by `usmp_port_lock` for `ctx`.
+ */
+extern void usmp_port_unlock(const void *ctx);
+
+/**
  * Sets process-wide defaults for the `usmp_t` settings an application leaves at 0; they
  * are copied into the context by the next `usmp_connect`. NULL restores the library's
  * own (v2, no keepalive, 5 attempts, adaptive timeout). An invalid wire version is refused
@@ -416,109 +495,9 @@ extern void usmp_port_log(char level, const char *tag, const char *msg);
 int usmp_set_defaults(const struct usmp_defaults_t *d);
 
 /**
- * Connects: copies `*transport` into `ctx->transport` and runs the handshake over it
- * (blocking, at most `USMP_HANDSHAKE_TIMEOUT_MS`). The transport must already be dialled.
- * Keeps the application's settings (`psk`, `psk_len`, `keepalive_ms`, `protocol_version`,
- * retransmission; those left at 0 take the `usmp_set_defaults` values); resets the rest. On failure the transport is closed and a
- * negative `usmp_err_t` is returned.
- *
- * # Safety
- * `ctx` and `transport` must be null or valid pointers; `ctx->psk` must point to
- * `ctx->psk_len` readable bytes.
- */
-int usmp_connect(struct usmp_t *ctx,
-                 usmp_transport_t *transport);
-
-/**
- * Dials again through the stored transport's `reconnect` and runs a new handshake. Old
- * keys are zeroized first. `USMP_ERR_UNSUPPORTED` when the transport has no `reconnect`.
- *
- * # Safety
- * `ctx` must be null or valid, and connected before (its stored transport is reused).
- */
-int usmp_reconnect(struct usmp_t *ctx);
-
-/**
- * Closes the session: a best-effort BYE, keys zeroized, transport closed (not destroyed).
- * Safe to call twice, or on a context that never connected.
- *
- * # Safety
- * `ctx` must be null or valid.
- */
-void usmp_close(struct usmp_t *ctx);
-
-/**
- * True when `ctx` has an established session.
- *
- * # Safety
- * `ctx` must be null or valid.
- */
-bool usmp_is_connected(const struct usmp_t *ctx);
-
-/**
- * Copies the datagram-link counters into `*out`. `USMP_ERR_INVALID_ARG` on NULL.
- *
- * # Safety
- * `ctx` null or valid; `out` null or writable.
- */
-int usmp_get_stats(const struct usmp_t *ctx, struct usmp_stats_t *out);
-
-/**
  * The library version, e.g. "0.1.0".
  */
 const char *usmp_get_version(void);
-
-/**
- * Sends one message of `len` bytes (0..=1808), split into up to 4 frames of at most 452.
- * Nothing is sent when it is too long (`USMP_ERR_BUFFER_OVERFLOW`) or the sequence space
- * cannot hold it (`USMP_ERR_SEQ_EXHAUSTED`). A transport failure (or, on a datagram link,
- * no acknowledgement after every attempt: `USMP_ERR_TIMEOUT`) ends the session.
- *
- * # Safety
- * `ctx` null or valid; `data` null only when `len` is 0, else `len` readable bytes.
- */
-int usmp_send(struct usmp_t *ctx, const uint8_t *data, uint16_t len);
-
-/**
- * Receives one message into `out`. Returns its length (> 0), 0 when no message is
- * available now (the transport timed out, or only PING/PONG/REKEY frames were handled —
- * PINGs are answered), or a negative `usmp_err_t`. An empty message also returns 0.
- * On a byte stream any protocol error ends the session (reconnect), except
- * `USMP_ERR_BUFFER_OVERFLOW` (message larger than `max_len`: that message is dropped, the
- * session stays up). On a datagram link malformed, forged and duplicate datagrams are
- * dropped and counted (`usmp_get_stats`); an authenticated BYE still closes.
- *
- * # Safety
- * `ctx` null or valid; `out` must have `max_len` writable bytes.
- */
-int usmp_recv(struct usmp_t *ctx, uint8_t *out, uint16_t max_len);
-
-/**
- * Sends a PING now (the PONG is consumed by a later `usmp_recv`).
- *
- * # Safety
- * `ctx` null or valid.
- */
-int usmp_ping(struct usmp_t *ctx);
-
-/**
- * Sends a PING when `keepalive_ms` have passed since the last transmission. Returns 0
- * (also when keepalive is off), or a negative code — `USMP_ERR_NOT_CONNECTED` when the
- * session is gone, so a main loop knows to call `usmp_reconnect`.
- *
- * # Safety
- * `ctx` null or valid.
- */
-int usmp_keepalive_tick(struct usmp_t *ctx);
-
-/**
- * Rotates the session keys (wire v2): sends REKEY with a fresh random salt under the old
- * key and switches both directions to the new keys. `USMP_ERR_UNSUPPORTED` on v1.
- *
- * # Safety
- * `ctx` null or valid.
- */
-int usmp_rekey(struct usmp_t *ctx);
 
 /**
  * The name of a result code ("USMP_OK", "USMP_ERR_AUTH_FAILED", ...), or
@@ -556,6 +535,126 @@ void usmp_set_log_level(int level);
  * The current log level.
  */
 enum usmp_log_level_t usmp_get_log_level(void);
+
+/**
+ * Connects: copies `*transport` into `ctx->transport` and runs the handshake over it
+ * (blocking, at most `USMP_HANDSHAKE_TIMEOUT_MS` plus one transport wait). The transport
+ * must already be dialled. Keeps the application's settings (`psk`, `psk_len`,
+ * `keepalive_ms`, `protocol_version`, retransmission, `recv_timeout_ms`; those left at 0
+ * take the `usmp_set_defaults` values); resets the rest. On failure the transport is
+ * closed and a negative `usmp_err_t` is returned. `USMP_ERR_BUSY` while another task
+ * connects, reconnects or closes the same context.
+ *
+ * # Safety
+ * `ctx` and `transport` must be null or valid pointers (`transport` may be
+ * `&ctx->transport`); `ctx->psk` must point to `ctx->psk_len` readable bytes.
+ */
+int usmp_connect(struct usmp_t *ctx, usmp_transport_t *transport);
+
+/**
+ * Dials again through the stored transport's `reconnect` and runs a new handshake. Old
+ * keys are zeroized first. `USMP_ERR_UNSUPPORTED` when the transport has no `reconnect`
+ * (nothing is touched then: a live session stays up); `USMP_ERR_BUSY` while another task
+ * connects, reconnects or closes the same context.
+ *
+ * # Safety
+ * `ctx` must be null or valid, and connected before (its stored transport is reused).
+ */
+int usmp_reconnect(struct usmp_t *ctx);
+
+/**
+ * Closes the session: a best-effort BYE, keys zeroized, transport closed (not destroyed).
+ * Safe to call twice, or on a context that never connected. Waits until calls of other
+ * tasks on the same context have returned.
+ *
+ * # Safety
+ * `ctx` must be null or valid.
+ */
+void usmp_close(struct usmp_t *ctx);
+
+/**
+ * True when `ctx` has an established session.
+ *
+ * # Safety
+ * `ctx` must be null or valid.
+ */
+bool usmp_is_connected(const struct usmp_t *ctx);
+
+/**
+ * Copies the datagram-link counters into `*out`. `USMP_ERR_INVALID_ARG` on NULL.
+ *
+ * # Safety
+ * `ctx` null or valid; `out` null or writable.
+ */
+int usmp_get_stats(const struct usmp_t *ctx, struct usmp_stats_t *out);
+
+/**
+ * Sends one message of `len` bytes (0..=1808), split into up to 4 frames of at most 452.
+ * Nothing is sent when it is too long (`USMP_ERR_BUFFER_OVERFLOW`) or the sequence space
+ * cannot hold it (`USMP_ERR_SEQ_EXHAUSTED`). A transport failure (or, on a datagram link,
+ * no acknowledgement after every attempt: `USMP_ERR_TIMEOUT`) ends the session. Another
+ * task's frames (a PONG, a PING) never go between the message's frames.
+ *
+ * # Safety
+ * `ctx` null or valid; `data` null only when `len` is 0, else `len` readable bytes.
+ */
+int usmp_send(struct usmp_t *ctx, const uint8_t *data, uint16_t len);
+
+/**
+ * Receives one message into `out`. Returns its length (> 0), 0 when no message is
+ * available yet, or a negative `usmp_err_t`. An empty message also returns 0.
+ *
+ * How long it waits: on a byte stream, the transport's own receive timeout (it also
+ * returns 0 right after PING/PONG/REKEY frames when `available` reports nothing more);
+ * on a datagram link at most `recv_timeout_ms` (default `USMP_RECV_TIMEOUT_MS`), whatever
+ * arrives. A fragmented message that has started may take `USMP_REASSEMBLY_TIMEOUT_MS`
+ * more. PINGs are answered on the way.
+ *
+ * On a byte stream any protocol error ends the session (reconnect), except
+ * `USMP_ERR_BUFFER_OVERFLOW` (message larger than `max_len`: that message is dropped, the
+ * session stays up). On a datagram link malformed, forged and duplicate datagrams are
+ * dropped and counted (`usmp_get_stats`); an authenticated BYE still closes.
+ * `USMP_ERR_BUSY` when another task is already receiving on the context.
+ *
+ * # Safety
+ * `ctx` null or valid; `out` must have `max_len` writable bytes.
+ */
+int usmp_recv(struct usmp_t *ctx, uint8_t *out, uint16_t max_len);
+
+/**
+ * Sends a PING now (the PONG is consumed by a later `usmp_recv`); on a datagram link it
+ * returns once the gateway acknowledged it.
+ *
+ * # Safety
+ * `ctx` null or valid.
+ */
+int usmp_ping(struct usmp_t *ctx);
+
+/**
+ * Sends a PING when `keepalive_ms` have passed since the last transmission. Returns 0
+ * (also when keepalive is off), or a negative code — `USMP_ERR_NOT_CONNECTED` when the
+ * session is gone, so a main loop knows to call `usmp_reconnect`.
+ *
+ * # Safety
+ * `ctx` null or valid.
+ */
+int usmp_keepalive_tick(struct usmp_t *ctx);
+
+/**
+ * Rotates the session keys (wire v2): sends REKEY with a fresh random salt under the old
+ * key and switches both directions to the new keys. `USMP_ERR_UNSUPPORTED` on v1.
+ *
+ * Frames the gateway sent under the old key before it saw the REKEY are still accepted
+ * for `USMP_REKEY_GRACE_MS`, and on a datagram link an acknowledgement under either key
+ * counts. One limit is the gateway's: usmp 1.2.2 does not reset its UDP duplicate filter
+ * on REKEY, so after more than 64 frames in a session it drops the first frames under the
+ * new key (numbered from 0 again) and the session stalls. Over UDP, rotate keys by
+ * reconnecting instead (a new handshake gives new keys) until the gateway is fixed.
+ *
+ * # Safety
+ * `ctx` null or valid.
+ */
+int usmp_rekey(struct usmp_t *ctx);
 
 #ifdef __cplusplus
 }  // extern "C"

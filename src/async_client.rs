@@ -5,21 +5,23 @@
 //! A byte stream that implements the `embedded-io-async` traits plugs in through
 //! [`crate::Stream`]; a datagram socket implements [`AsyncTransport`] itself.
 //!
-//! Cancelling an operation (dropping its future before it completes) leaves the session in
-//! an unknown state: call [`AsyncClient::close`] or [`AsyncClient::connect`] afterwards.
-//! To bound a wait, use [`AsyncClient::recv_timeout`] instead.
+//! Cancelling an operation (dropping its future before it completes) is safe: see
+//! [`AsyncClient`].
 
 use core::future::{poll_fn, Future};
 use core::pin::pin;
 use core::task::Poll;
 
 use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroize;
 
-use crate::client::{client_accessors, face, face_state, Config, Stream};
-use crate::driver::{self, Bufs, Conn, RecvFail, Stats};
+use crate::client::{client_accessors, client_struct, Config, Stream};
+use crate::conn::{Conn, Connecting, Reply, Stats, Timing, SMALL_FRAME};
 use crate::frame::{self, FrameType, MAX_FRAME};
-use crate::handshake::DEVICE_ID_LEN;
-use crate::session::Session;
+use crate::ops::{
+    self, in_buf, out_bytes, Action, Bufs, ConnectOp, ControlOp, Input, RecvOp, SendOp, NO_MESSAGE,
+};
+use crate::session::REKEY_SALT_LEN;
 use crate::Error;
 
 /// Time for the async client.
@@ -84,112 +86,19 @@ async fn with_timeout<C: AsyncClock, F: Future>(
     .await
 }
 
-/// The driver's view of an [`AsyncClient`] during one call.
-struct Face<'c, 'a, T, R, C> {
-    t: &'c mut T,
-    rng: &'c mut R,
-    clock: &'c mut C,
-    cfg: &'c Config<'a>,
-    conn: &'c mut Conn,
-    session: &'c mut Option<Session>,
-}
-
-impl<T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> Face<'_, '_, T, R, C> {
-    /// One whole frame from a byte stream: the header, then the length it announces.
-    /// Nothing within `wait` gives 0; a frame that starts must complete within
-    /// [`crate::REASSEMBLY_TIMEOUT_MS`] (else the stream is out of step: broken).
-    async fn recv_stream(
-        &mut self,
-        buf: &mut [u8; MAX_FRAME],
-        wait: Option<u32>,
-    ) -> Result<usize, RecvFail> {
-        let mut have = 0usize;
-        let mut t0 = 0u32;
-        loop {
-            let need = frame::stream_target(buf.get(..have).unwrap_or(&[]));
-            if have >= need {
-                return Ok(have);
-            }
-            // Before the first byte the caller's wait applies; after it, the frame must
-            // complete within the reassembly time.
-            let limit = if have == 0 {
-                wait
-            } else {
-                let spent = self.clock.now_ms().wrapping_sub(t0);
-                Some(crate::REASSEMBLY_TIMEOUT_MS.saturating_sub(spent))
-            };
-            let part = buf.get_mut(have..need).ok_or(RecvFail::Broken)?;
-            let len = part.len();
-            match with_timeout(self.clock, limit, self.t.recv(part)).await {
-                None if have == 0 => return Ok(0),
-                None => return Err(RecvFail::Broken),
-                Some(Ok(0)) | Some(Err(_)) => return Err(RecvFail::HangUp),
-                Some(Ok(n)) if n <= len => {
-                    if have == 0 {
-                        t0 = self.clock.now_ms();
-                    }
-                    have += n;
-                }
-                Some(Ok(_)) => return Err(RecvFail::Broken),
-            }
-        }
-    }
-}
-
-impl<T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> driver::Link
-    for Face<'_, '_, T, R, C>
-{
-    fn datagram(&self) -> bool {
-        self.t.is_datagram()
-    }
-    fn now(&mut self) -> u32 {
-        self.clock.now_ms()
-    }
-    async fn send(&mut self, d: &[u8]) -> Result<(), Error> {
-        self.t.send(d).await.map_err(|_| Error::TransportFailed)
-    }
-    async fn recv(
-        &mut self,
-        buf: &mut [u8; MAX_FRAME],
-        wait: Option<u32>,
-    ) -> Result<usize, RecvFail> {
-        if !self.t.is_datagram() {
-            return self.recv_stream(buf, wait).await;
-        }
-        let len = buf.len();
-        match with_timeout(self.clock, wait, self.t.recv(&mut buf[..])).await {
-            None => Ok(0),
-            Some(Ok(n)) if n <= len => Ok(n),
-            Some(Ok(_)) => Err(RecvFail::Broken),
-            Some(Err(_)) => Err(RecvFail::HangUp),
-        }
-    }
-    face_state!();
-}
-
-/// A USMP connection over an [`AsyncTransport`]: the same operations as
-/// [`crate::Client`], as futures. Keys are zeroized when the session ends and when the
-/// client is dropped.
-pub struct AsyncClient<'a, T, R, C> {
-    transport: T,
-    rng: R,
-    clock: C,
-    config: Config<'a>,
-    conn: Conn,
-    session: Option<Session>,
-}
-
-/// Runs one driver operation on an [`AsyncClient`]'s parts.
-macro_rules! op {
-    ($self:ident, |$l:ident, $b:ident| $call:expr) => {{
-        let mut $b = Bufs::new();
-        let mut face = face!($self);
-        let $l = &mut face;
-        let $b = &mut $b;
-        let r = $call.await;
-        r
-    }};
-}
+client_struct!(
+    /// A USMP connection over an [`AsyncTransport`]: the same operations as
+    /// [`crate::Client`], as futures. Keys are zeroized when the session ends and when the
+    /// client is dropped.
+    ///
+    /// Cancelling an operation (dropping its future, e.g. in a `select` with a timer) is
+    /// safe: a message partly received is dropped (its remaining fragments are consumed
+    /// and discarded by the next receive, never spliced onto the next message), and a
+    /// message or REKEY partly sent ends the session (the gateway holds part of it), so the
+    /// next call returns [`Error::NotConnected`]: connect again. To bound a wait without
+    /// cancelling, use [`AsyncClient::recv_timeout`].
+    AsyncClient
+);
 
 impl<'a, T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> AsyncClient<'a, T, R, C> {
     /// A client over `transport` (already connected to the gateway), not yet in session.
@@ -200,27 +109,134 @@ impl<'a, T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> AsyncClient<'
             clock,
             config,
             conn: Conn::default(),
-            session: None,
         }
+    }
+
+    /// Runs one operation: step, await what it asks, feed the result back.
+    async fn run<S>(&mut self, b: &mut Bufs<'_>, mut step: S) -> Result<usize, Error>
+    where
+        S: FnMut(&mut Conn, u32, Timing, &mut Bufs<'_>, Input, &mut Reply) -> Action,
+    {
+        let timing = self.timing();
+        let mut input = Input::None;
+        let mut reply = Reply::new();
+        loop {
+            let now = self.clock.now_ms();
+            input = match step(&mut self.conn, now, timing, b, input, &mut reply) {
+                Action::Transmit(out) => {
+                    let bytes = out_bytes(out, b, &reply);
+                    Input::Sent(self.transport.send(bytes).await.is_ok())
+                }
+                Action::Receive { small, wait } => {
+                    let buf = in_buf(small, b);
+                    if self.transport.is_datagram() {
+                        let len = buf.len();
+                        match with_timeout(&mut self.clock, wait, self.transport.recv(buf)).await {
+                            None => Input::Nothing,
+                            Some(Ok(n)) if n <= len => Input::Received(n),
+                            Some(Ok(_)) => Input::Broken,
+                            Some(Err(_)) => Input::Closed,
+                        }
+                    } else {
+                        self.recv_stream(buf, wait).await
+                    }
+                }
+                Action::Available => Input::Available(None),
+                Action::Sleep(ms) => {
+                    self.clock.sleep_ms(ms).await;
+                    Input::None
+                }
+                Action::Done(r) => return r,
+            };
+        }
+    }
+
+    /// One whole frame from a byte stream: the header, then the length it announces.
+    /// Nothing within `wait` gives [`Input::Nothing`]; a frame that starts must be complete
+    /// [`crate::REASSEMBLY_TIMEOUT_MS`] after its first byte (else the stream is out of
+    /// step: broken).
+    async fn recv_stream(&mut self, buf: &mut [u8], wait: Option<u32>) -> Input {
+        let mut have = 0usize;
+        let mut t0 = 0u32;
+        loop {
+            let need = frame::stream_target(buf.get(..have).unwrap_or(&[]));
+            if have >= need {
+                return Input::Received(have);
+            }
+            // Before the first byte the caller's wait applies; after it, the frame must
+            // complete within the reassembly time.
+            let limit = if have == 0 {
+                wait
+            } else {
+                let spent = self.clock.now_ms().wrapping_sub(t0);
+                Some(crate::REASSEMBLY_TIMEOUT_MS.saturating_sub(spent))
+            };
+            let Some(part) = buf.get_mut(have..need) else {
+                return Input::Broken;
+            };
+            let len = part.len();
+            match with_timeout(&mut self.clock, limit, self.transport.recv(part)).await {
+                None if have == 0 => return Input::Nothing,
+                None => return Input::Broken,
+                Some(Ok(0)) | Some(Err(_)) => return Input::Closed,
+                Some(Ok(n)) if n <= len => {
+                    if have == 0 {
+                        t0 = self.clock.now_ms();
+                    }
+                    have += n;
+                }
+                Some(Ok(_)) => return Input::Broken,
+            }
+        }
+    }
+
+    /// Runs an operation with a frame buffer and a small one (the frame wiped afterwards).
+    async fn with_bufs<S>(&mut self, step: S) -> Result<usize, Error>
+    where
+        S: FnMut(&mut Conn, u32, Timing, &mut Bufs<'_>, Input, &mut Reply) -> Action,
+    {
+        ops::reenter(&mut self.conn);
+        let mut frame = [0u8; MAX_FRAME];
+        let mut small = [0u8; SMALL_FRAME];
+        let mut b = Bufs {
+            frame: &mut frame,
+            small: &mut small,
+        };
+        let r = self.run(&mut b, step).await;
+        frame.zeroize();
+        r
     }
 
     /// Runs the handshake (at most [`crate::HANDSHAKE_TIMEOUT_MS`]); see
     /// [`crate::Client::connect`].
     pub async fn connect(&mut self) -> Result<(), Error> {
-        self.conn.reset(self.config.retransmit_timeout_ms);
-        let (psk, version) = (self.config.psk, self.config.version);
-        op!(self, |l, b| driver::handshake(l, psk, version, b))
+        let now = self.clock.now_ms();
+        let mut op = self.start_handshake(now)?;
+        let psk = self.config.psk;
+        let mut small = [0u8; SMALL_FRAME];
+        let mut b = Bufs {
+            frame: &mut [],
+            small: &mut small,
+        };
+        self.run(&mut b, |c, now, t, b, i, r| {
+            op.step(c, now, t, b, i, r, psk)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Sends one message of 0..=1808 bytes; see [`crate::Client::send`].
     pub async fn send(&mut self, msg: &[u8]) -> Result<(), Error> {
-        op!(self, |l, b| driver::send_message(l, msg, b))
+        let mut op = SendOp::default();
+        self.with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r, msg))
+            .await
+            .map(|_| ())
     }
 
     /// Waits for the next message and returns its length; see [`crate::Client::recv`].
     pub async fn recv(&mut self, out: &mut [u8]) -> Result<usize, Error> {
         loop {
-            if let Some(n) = op!(self, |l, b| driver::recv_message(l, out, None, b))? {
+            if let Some(n) = self.recv_timeout(out, 60_000).await? {
                 return Ok(n);
             }
         }
@@ -228,29 +244,48 @@ impl<'a, T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> AsyncClient<'
 
     /// As [`AsyncClient::recv`], waiting at most `ms`: `Ok(None)` when no message came.
     pub async fn recv_timeout(&mut self, out: &mut [u8], ms: u32) -> Result<Option<usize>, Error> {
-        op!(self, |l, b| driver::recv_message(l, out, Some(ms), b))
+        let mut op = RecvOp::new(ms, true);
+        let n = self
+            .with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r, out))
+            .await?;
+        Ok((n != NO_MESSAGE).then_some(n))
     }
 
     /// Sends a PING now.
     pub async fn ping(&mut self) -> Result<(), Error> {
-        op!(self, |l, b| driver::send_control(l, FrameType::Ping, b))
+        let mut op = ControlOp::new(FrameType::Ping, false);
+        self.with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r))
+            .await
+            .map(|_| ())
     }
 
     /// Sends a PING when [`Config::keepalive_ms`] have passed since the last transmission:
     /// `Ok(true)` when it sent one; see [`crate::Client::keepalive_tick`].
     pub async fn keepalive_tick(&mut self) -> Result<bool, Error> {
-        let period = self.config.keepalive_ms;
-        op!(self, |l, b| driver::keepalive(l, period, b))
+        let now = self.clock.now_ms();
+        if !self.conn.keepalive_due(now, self.config.keepalive_ms)? {
+            return Ok(false);
+        }
+        self.ping().await.map(|()| true)
     }
 
     /// Rotates the session keys (wire v2; [`Error::Unsupported`] on v1).
     pub async fn rekey(&mut self) -> Result<(), Error> {
-        op!(self, |l, b| driver::rekey(l, b))
+        let mut op = self.rekey_op()?;
+        self.with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r))
+            .await
+            .map(|_| ())
     }
 
     /// Ends the session: a best-effort BYE, keys zeroized. The transport stays yours.
     pub async fn close(&mut self) {
-        op!(self, |l, b| driver::bye(l, b));
+        if self.conn.is_established() {
+            let mut op = ControlOp::new(FrameType::Bye, true);
+            let _ = self
+                .with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r))
+                .await;
+        }
+        self.conn.end();
     }
 
     client_accessors!();

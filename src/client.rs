@@ -6,11 +6,16 @@
 //! [`Transport::is_datagram`] true (`embedded-io` has no datagram trait).
 
 use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroize;
 
-use crate::driver::{self, block_on, Bufs, Conn, RecvFail, Stats};
+use crate::conn::{Conn, Connecting, Reply, Stats, Timing, SMALL_FRAME};
 use crate::frame::{self, FrameType, MAX_FRAME};
 use crate::handshake::DEVICE_ID_LEN;
-use crate::session::Session;
+use crate::ops::{
+    self, in_buf, out_bytes, Action, Bufs, ConnectOp, ControlOp, Input, RecvOp, SendOp, NO_MESSAGE,
+};
+use crate::scrub::{scrub_stack, scrub_stack_connect};
+use crate::session::REKEY_SALT_LEN;
 use crate::{Error, Version};
 
 /// Settings of a connection. [`Config::new`] gives the defaults: wire v2, keepalive off,
@@ -113,70 +118,17 @@ where
     }
 }
 
-/// The [`driver::Link`] methods both Rust faces implement alike: randomness from the RNG,
-/// the device id and retransmission settings from the [`Config`], and the connection state
-/// and session in the client (a `Session` zeroizes itself when dropped).
-macro_rules! face_state {
-    () => {
-        fn random(&mut self, out: &mut [u8]) -> Result<(), Error> {
-            self.rng.try_fill_bytes(out).map_err(|_| Error::PortFailed)
-        }
-        fn device_id(&mut self) -> Result<[u8; DEVICE_ID_LEN], Error> {
-            Ok(self.cfg.device_id)
-        }
-        fn available(&mut self) -> Option<bool> {
-            None
-        }
-        fn attempts(&self) -> u8 {
-            self.cfg.retransmit_attempts.max(1)
-        }
-        fn fixed_rto_ms(&self) -> u32 {
-            self.cfg.retransmit_timeout_ms
-        }
-        fn conn(&mut self) -> &mut Conn {
-            self.conn
-        }
-        fn session(&mut self) -> Option<&mut Session> {
-            self.session.as_mut()
-        }
-        fn store_session(&mut self, s: Session) {
-            driver::Link::drop_session(self);
-            *self.session = Some(s);
-        }
-        fn drop_session(&mut self) {
-            // Dropping a Session zeroizes it.
-            *self.session = None;
-        }
-    };
-}
-pub(crate) use face_state;
-
-/// A face over a client's parts (the `Face` struct in scope: blocking or async).
-macro_rules! face {
-    ($self:ident) => {
-        Face {
-            t: &mut $self.transport,
-            rng: &mut $self.rng,
-            clock: &mut $self.clock,
-            cfg: &$self.config,
-            conn: &mut $self.conn,
-            session: &mut $self.session,
-        }
-    };
-}
-pub(crate) use face;
-
 /// The accessors [`Client`] and [`crate::AsyncClient`] share (their fields are the same).
 macro_rules! client_accessors {
     () => {
         /// True while a session is established.
         pub fn is_connected(&self) -> bool {
-            self.session.is_some()
+            self.conn.is_established()
         }
 
         /// Counters of the datagram link (retransmissions, duplicates, rejected datagrams).
         pub fn stats(&self) -> Stats {
-            self.conn.stats
+            self.conn.stats()
         }
 
         /// The settings.
@@ -192,13 +144,13 @@ macro_rules! client_accessors {
         /// Swaps in a new transport (a fresh socket after a failure) and returns the old one.
         /// The session, bound to the old one, ends (keys zeroized); call `connect`.
         pub fn replace_transport(&mut self, transport: T) -> T {
-            self.session = None;
+            self.conn.end();
             core::mem::replace(&mut self.transport, transport)
         }
 
         /// Ends the session without BYE and gives back the parts.
         pub fn into_parts(mut self) -> (T, R, C) {
-            self.session = None;
+            self.conn.end();
             let Self {
                 transport,
                 rng,
@@ -206,6 +158,44 @@ macro_rules! client_accessors {
                 ..
             } = self;
             (transport, rng, clock)
+        }
+
+        /// The retransmission settings.
+        fn timing(&self) -> Timing {
+            Timing {
+                attempts: self.config.retransmit_attempts.max(1),
+                fixed_rto_ms: self.config.retransmit_timeout_ms,
+            }
+        }
+
+        /// A handshake ready to run: a fresh X25519 secret from the RNG.
+        fn start_handshake(&mut self, now: u32) -> Result<ConnectOp, Error> {
+            ops::reenter(&mut self.conn);
+            self.conn.reset();
+            let mut secret = [0u8; 32];
+            let r = self
+                .rng
+                .try_fill_bytes(&mut secret)
+                .map_err(|_| Error::PortFailed)
+                .and_then(|()| {
+                    let (cfg, dgram) = (&self.config, self.transport.is_datagram());
+                    Connecting::new(cfg.version, cfg.psk, &cfg.device_id, &secret, dgram, now)
+                        .map(|hs| ConnectOp::new(hs, dgram))
+                });
+            secret.zeroize();
+            r
+        }
+
+        /// A REKEY operation with a fresh salt from the RNG.
+        fn rekey_op(&mut self) -> Result<ControlOp, Error> {
+            let mut salt = [0u8; REKEY_SALT_LEN];
+            let r = self
+                .rng
+                .try_fill_bytes(&mut salt)
+                .map_err(|_| Error::PortFailed)
+                .map(|()| ControlOp::rekey(&salt));
+            salt.zeroize();
+            r
         }
     };
 }
@@ -216,135 +206,38 @@ fn expired(now: u32, start: u32, wait: Option<u32>) -> bool {
     wait.is_some_and(|ms| now.wrapping_sub(start) >= ms)
 }
 
-/// The driver's view of a [`Client`] during one call.
-struct Face<'c, 'a, T, R, C> {
-    t: &'c mut T,
-    rng: &'c mut R,
-    clock: &'c mut C,
-    cfg: &'c Config<'a>,
-    conn: &'c mut Conn,
-    session: &'c mut Option<Session>,
-}
-
-impl<T: Transport, R: RngCore + CryptoRng, C: Clock> Face<'_, '_, T, R, C> {
-    fn recv_datagram(&mut self, buf: &mut [u8], wait: Option<u32>) -> Result<usize, RecvFail> {
-        let start = self.clock.now_ms();
-        loop {
-            match self.t.try_recv(buf) {
-                Ok(Some(n)) if n <= buf.len() => return Ok(n),
-                Ok(Some(_)) => return Err(RecvFail::Broken),
-                Ok(None) => {}
-                Err(_) => return Err(RecvFail::HangUp),
-            }
-            if expired(self.clock.now_ms(), start, wait) {
-                return Ok(0);
-            }
-            self.clock.idle();
+/// The fields of [`Client`] and [`crate::AsyncClient`].
+macro_rules! client_struct {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        pub struct $name<'a, T, R, C> {
+            transport: T,
+            rng: R,
+            clock: C,
+            config: Config<'a>,
+            conn: Conn,
         }
-    }
-
-    /// One whole frame from a byte stream: the header, then the length it announces.
-    /// Nothing within `wait` gives 0; a frame that starts must complete within
-    /// [`crate::REASSEMBLY_TIMEOUT_MS`] (else the stream is out of step: broken).
-    fn recv_stream(
-        &mut self,
-        buf: &mut [u8; MAX_FRAME],
-        wait: Option<u32>,
-    ) -> Result<usize, RecvFail> {
-        let start = self.clock.now_ms();
-        let mut started: Option<u32> = None;
-        let mut have = 0usize;
-        loop {
-            let need = frame::stream_target(buf.get(..have).unwrap_or(&[]));
-            if have >= need {
-                return Ok(have);
-            }
-            let part = buf.get_mut(have..need).ok_or(RecvFail::Broken)?;
-            match self.t.try_recv(part) {
-                Ok(Some(0)) | Err(_) => return Err(RecvFail::HangUp),
-                Ok(Some(n)) if n <= part.len() => {
-                    have += n;
-                    started.get_or_insert(self.clock.now_ms());
-                    continue;
-                }
-                Ok(Some(_)) => return Err(RecvFail::Broken),
-                Ok(None) => {}
-            }
-            let now = self.clock.now_ms();
-            match started {
-                None if expired(now, start, wait) => return Ok(0),
-                Some(t0) if expired(now, t0, Some(crate::REASSEMBLY_TIMEOUT_MS)) => {
-                    return Err(RecvFail::Broken)
-                }
-                _ => self.clock.idle(),
-            }
-        }
-    }
+    };
 }
+pub(crate) use client_struct;
 
-impl<T: Transport, R: RngCore + CryptoRng, C: Clock> driver::Link for Face<'_, '_, T, R, C> {
-    fn datagram(&self) -> bool {
-        self.t.is_datagram()
-    }
-    fn now(&mut self) -> u32 {
-        self.clock.now_ms()
-    }
-    async fn send(&mut self, d: &[u8]) -> Result<(), Error> {
-        self.t.send(d).map_err(|_| Error::TransportFailed)
-    }
-    async fn recv(
-        &mut self,
-        buf: &mut [u8; MAX_FRAME],
-        wait: Option<u32>,
-    ) -> Result<usize, RecvFail> {
-        if self.t.is_datagram() {
-            self.recv_datagram(&mut buf[..], wait)
-        } else {
-            self.recv_stream(buf, wait)
-        }
-    }
-    face_state!();
-}
+client_struct!(
+    /// A USMP connection over a blocking [`Transport`].
+    ///
+    /// Every call blocks until it is done: [`Client::connect`] at most
+    /// [`crate::HANDSHAKE_TIMEOUT_MS`]; a send on a datagram transport until the gateway
+    /// acknowledged each frame (or the attempts ran out). Keys are zeroized when the session
+    /// ends and when the client is dropped.
+    Client
+);
 
-/// A USMP connection over a blocking [`Transport`].
-///
-/// Every call blocks until it is done: [`Client::connect`] at most
-/// [`crate::HANDSHAKE_TIMEOUT_MS`]; a send on a datagram transport until the gateway
-/// acknowledged each frame (or the attempts ran out). Keys are zeroized when the session
-/// ends and when the client is dropped.
-pub struct Client<'a, T, R, C> {
-    transport: T,
-    rng: R,
-    clock: C,
-    config: Config<'a>,
-    conn: Conn,
-    session: Option<Session>,
-}
-
-/// Runs one driver operation on a [`Client`]'s parts, pinned where it stands.
-macro_rules! op {
-    ($self:ident, |$l:ident, $b:ident| $call:expr) => {{
-        let mut $b = Bufs::new();
-        let mut face = face!($self);
-        let $l = &mut face;
-        let $b = &mut $b;
-        let r = block_on(core::pin::pin!($call));
-        r
-    }};
-}
-
-/// Runs an operation (the macro above) in a frame of its own, then wipes the stack it used:
+/// Runs an operation (a closure) in a frame of its own, then wipes the stack it used:
 /// key schedules and key copies of the crypto code stay in dead frames otherwise.
-macro_rules! scrubbed {
-    ($self:ident, $scrub:path, |$l:ident, $b:ident| $call:expr) => {{
-        #[inline(never)]
-        fn no_inline<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        let r = no_inline(|| op!($self, |$l, $b| $call));
-        $scrub();
-        r
-    }};
+#[inline(never)]
+fn scrubbed<X>(wipe: fn(), f: impl FnOnce() -> X) -> X {
+    let r = f();
+    wipe();
+    r
 }
 
 impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
@@ -356,28 +249,144 @@ impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
             clock,
             config,
             conn: Conn::default(),
-            session: None,
         }
     }
 
-    /// Runs the handshake. A session that was up is ended first (without BYE). Errors:
-    /// [`Error::AuthFailed`] (PSK refused), [`Error::Rejected`] (device id, wire version or
-    /// connection limit refused), [`Error::Timeout`], [`Error::PskTooShort`], ...
+    /// Runs one operation: step, do what it asks, feed the result back.
+    fn run<S>(&mut self, b: &mut Bufs<'_>, mut step: S) -> Result<usize, Error>
+    where
+        S: FnMut(&mut Conn, u32, Timing, &mut Bufs<'_>, Input, &mut Reply) -> Action,
+    {
+        let timing = self.timing();
+        let mut input = Input::None;
+        let mut reply = Reply::new();
+        loop {
+            let now = self.clock.now_ms();
+            input = match step(&mut self.conn, now, timing, b, input, &mut reply) {
+                Action::Transmit(out) => {
+                    Input::Sent(self.transport.send(out_bytes(out, b, &reply)).is_ok())
+                }
+                Action::Receive { small, wait } => self.receive(in_buf(small, b), wait),
+                Action::Available => Input::Available(None),
+                Action::Sleep(_) => {
+                    self.clock.idle();
+                    Input::None
+                }
+                Action::Done(r) => return r,
+            };
+        }
+    }
+
+    fn receive(&mut self, buf: &mut [u8], wait: Option<u32>) -> Input {
+        if self.transport.is_datagram() {
+            self.recv_datagram(buf, wait)
+        } else {
+            self.recv_stream(buf, wait)
+        }
+    }
+
+    fn recv_datagram(&mut self, buf: &mut [u8], wait: Option<u32>) -> Input {
+        let start = self.clock.now_ms();
+        loop {
+            match self.transport.try_recv(buf) {
+                Ok(Some(n)) if n <= buf.len() => return Input::Received(n),
+                Ok(Some(_)) => return Input::Broken,
+                Ok(None) => {}
+                Err(_) => return Input::Closed,
+            }
+            if expired(self.clock.now_ms(), start, wait) {
+                return Input::Nothing;
+            }
+            self.clock.idle();
+        }
+    }
+
+    /// One whole frame from a byte stream: the header, then the length it announces.
+    /// Nothing within `wait` gives [`Input::Nothing`]; a frame that starts must be complete
+    /// [`crate::REASSEMBLY_TIMEOUT_MS`] after its first byte (else the stream is out of
+    /// step: broken).
+    fn recv_stream(&mut self, buf: &mut [u8], wait: Option<u32>) -> Input {
+        let start = self.clock.now_ms();
+        let mut started: Option<u32> = None;
+        let mut have = 0usize;
+        loop {
+            let need = frame::stream_target(buf.get(..have).unwrap_or(&[]));
+            if have >= need {
+                return Input::Received(have);
+            }
+            let Some(part) = buf.get_mut(have..need) else {
+                return Input::Broken;
+            };
+            match self.transport.try_recv(part) {
+                Ok(Some(0)) | Err(_) => return Input::Closed,
+                Ok(Some(n)) if n <= part.len() => {
+                    have += n;
+                    started.get_or_insert(self.clock.now_ms());
+                    continue;
+                }
+                Ok(Some(_)) => return Input::Broken,
+                Ok(None) => {}
+            }
+            let now = self.clock.now_ms();
+            match started {
+                None if expired(now, start, wait) => return Input::Nothing,
+                Some(t0) if expired(now, t0, Some(crate::REASSEMBLY_TIMEOUT_MS)) => {
+                    return Input::Broken
+                }
+                _ => self.clock.idle(),
+            }
+        }
+    }
+
+    /// Runs the handshake (at most [`crate::HANDSHAKE_TIMEOUT_MS`]). A session that was up is
+    /// ended first (without BYE). Errors: [`Error::AuthFailed`] (PSK refused),
+    /// [`Error::Rejected`] (device id, wire version or connection limit refused),
+    /// [`Error::Timeout`], [`Error::PskTooShort`], ...
     pub fn connect(&mut self) -> Result<(), Error> {
-        self.conn.reset(self.config.retransmit_timeout_ms);
-        let (psk, version) = (self.config.psk, self.config.version);
-        scrubbed!(self, driver::scrub_stack_connect, |l, b| driver::handshake(
-            l, psk, version, b
-        ))
+        scrubbed(scrub_stack_connect, || {
+            let now = self.clock.now_ms();
+            let mut op = self.start_handshake(now)?;
+            let psk = self.config.psk;
+            let mut small = [0u8; SMALL_FRAME];
+            let mut b = Bufs {
+                frame: &mut [],
+                small: &mut small,
+            };
+            self.run(&mut b, |c, now, t, b, i, r| {
+                op.step(c, now, t, b, i, r, psk)
+            })
+            .map(|_| ())
+        })
+    }
+
+    /// Runs an operation with a frame buffer and a small one (wiped afterwards).
+    fn with_bufs<S>(&mut self, step: S) -> Result<usize, Error>
+    where
+        S: FnMut(&mut Conn, u32, Timing, &mut Bufs<'_>, Input, &mut Reply) -> Action,
+    {
+        scrubbed(scrub_stack, || {
+            ops::reenter(&mut self.conn);
+            let mut frame = [0u8; MAX_FRAME];
+            let mut small = [0u8; SMALL_FRAME];
+            let r = self.run(
+                &mut Bufs {
+                    frame: &mut frame,
+                    small: &mut small,
+                },
+                step,
+            );
+            frame.zeroize();
+            r
+        })
     }
 
     /// Sends one message of 0..=1808 bytes (up to 4 frames). [`Error::BufferOverflow`]
     /// when longer (nothing is sent). A transport failure, or on a datagram transport no
     /// acknowledgement after every attempt ([`Error::Timeout`]), ends the session.
     pub fn send(&mut self, msg: &[u8]) -> Result<(), Error> {
-        scrubbed!(self, driver::scrub_stack, |l, b| driver::send_message(
-            l, msg, b
-        ))
+        let mut op = SendOp::default();
+        self.with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r, msg))
+            .map(|_| ())
     }
 
     /// Waits for the next message and returns its length (it is in `out[..len]`). PINGs
@@ -386,57 +395,54 @@ impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
     /// the gateway said BYE. Other errors end the session.
     pub fn recv(&mut self, out: &mut [u8]) -> Result<usize, Error> {
         loop {
-            if let Some(n) = scrubbed!(self, driver::scrub_stack, |l, b| driver::recv_message(
-                l, out, None, b
-            ))? {
+            if let Some(n) = self.recv_timeout(out, 60_000)? {
                 return Ok(n);
             }
         }
     }
 
     /// As [`Client::recv`], waiting at most `ms` milliseconds: `Ok(None)` when no message
-    /// came in that time.
+    /// came in that time, whatever else arrived (a message that has started to arrive may
+    /// take [`crate::REASSEMBLY_TIMEOUT_MS`] more).
     pub fn recv_timeout(&mut self, out: &mut [u8], ms: u32) -> Result<Option<usize>, Error> {
-        scrubbed!(self, driver::scrub_stack, |l, b| driver::recv_message(
-            l,
-            out,
-            Some(ms),
-            b
-        ))
+        let mut op = RecvOp::new(ms, true);
+        let n = self.with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r, out))?;
+        Ok((n != NO_MESSAGE).then_some(n))
     }
 
     /// Sends a PING now (the PONG is consumed by a later receive).
     pub fn ping(&mut self) -> Result<(), Error> {
-        scrubbed!(self, driver::scrub_stack, |l, b| driver::send_control(
-            l,
-            FrameType::Ping,
-            b
-        ))
+        let mut op = ControlOp::new(FrameType::Ping, false);
+        self.with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r))
+            .map(|_| ())
     }
 
     /// Sends a PING when [`Config::keepalive_ms`] have passed since the last transmission;
     /// call it from the main loop. `Ok(true)` when it sent one, `Ok(false)` when none was
     /// due (then it costs a clock read); [`Error::NotConnected`] when the session is gone.
     pub fn keepalive_tick(&mut self) -> Result<bool, Error> {
-        let period = self.config.keepalive_ms;
-        let mut face = face!(self);
-        if !driver::keepalive_due(&mut face, period)? {
+        let now = self.clock.now_ms();
+        if !self.conn.keepalive_due(now, self.config.keepalive_ms)? {
             return Ok(false);
         }
-        scrubbed!(self, driver::scrub_stack, |l, b| driver::keepalive(
-            l, period, b
-        ))
+        self.ping().map(|()| true)
     }
 
     /// Rotates the session keys (wire v2; [`Error::Unsupported`] on v1).
     pub fn rekey(&mut self) -> Result<(), Error> {
-        scrubbed!(self, driver::scrub_stack, |l, b| driver::rekey(l, b))
+        let mut op = self.rekey_op()?;
+        self.with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r))
+            .map(|_| ())
     }
 
     /// Ends the session: a best-effort BYE, keys zeroized. The transport stays open and
     /// yours ([`Client::transport_mut`], [`Client::into_parts`]).
     pub fn close(&mut self) {
-        scrubbed!(self, driver::scrub_stack, |l, b| driver::bye(l, b));
+        if self.conn.is_established() {
+            let mut op = ControlOp::new(FrameType::Bye, true);
+            let _ = self.with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r));
+        }
+        self.conn.end();
     }
 
     client_accessors!();

@@ -49,6 +49,9 @@ pub enum Error {
     ContextMoved = -20,
     /// Fragmentation rule broken: more than 4 fragments, or a control frame between them.
     Fragmentation = -21,
+    /// Another task is connecting, reconnecting or closing this context, or is already
+    /// receiving on it: try again when that call has returned.
+    Busy = -22,
 }
 
 impl Error {
@@ -58,7 +61,7 @@ impl Error {
     }
 
     /// All errors, for tables and tests.
-    pub const ALL: [Error; 21] = [
+    pub const ALL: [Error; 22] = [
         Self::InvalidArg,
         Self::TransportFailed,
         Self::AuthFailed,
@@ -80,7 +83,17 @@ impl Error {
         Self::Unsupported,
         Self::ContextMoved,
         Self::Fragmentation,
+        Self::Busy,
     ];
+
+    /// The error of a C code (an unknown code reads as [`Error::InvalidArg`]).
+    pub fn from_code(code: i32) -> Self {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|e| e.code() == code)
+            .unwrap_or(Self::InvalidArg)
+    }
 
     /// The C name of the code, NUL-terminated.
     pub const fn name(self) -> &'static [u8] {
@@ -106,6 +119,7 @@ impl Error {
             Self::Unsupported => b"USMP_ERR_UNSUPPORTED\0",
             Self::ContextMoved => b"USMP_ERR_CONTEXT_MOVED\0",
             Self::Fragmentation => b"USMP_ERR_FRAGMENTATION\0",
+            Self::Busy => b"USMP_ERR_BUSY\0",
         }
     }
 }

@@ -16,7 +16,7 @@
 use zeroize::Zeroize;
 
 use crate::crypto::{self, KEY_LEN};
-use crate::frame::{self, FrameType, MAX_FRAME};
+use crate::frame::{self, FrameType};
 use crate::session::{Session, SESSION_ID_LEN};
 use crate::{Error, Version};
 
@@ -80,34 +80,33 @@ fn split_keys(okm: &[u8; 2 * KEY_LEN]) -> (&[u8; KEY_LEN], &[u8; KEY_LEN]) {
     )
 }
 
-/// Checks a received handshake frame: decodes it (CRC included), requires `want` (or
-/// HELLO_RETRY where `retry_ok`), and the exact payload length for its type.
+/// Checks a received handshake frame: decodes it (CRC included), requires type `want` and
+/// exactly `want_len` payload bytes.
 fn expect(
     version: Version,
     bytes: &[u8],
     want: FrameType,
     want_len: usize,
-) -> Result<(FrameType, &[u8]), Error> {
+) -> Result<&[u8], Error> {
     let (h, ty) = frame::decode(bytes, version)?;
+    if ty != want {
+        return Err(Error::UnexpectedFrame);
+    }
     let p = frame::payload(bytes, &h);
-    let ok_len = match ty {
-        t if t == want => p.len() == want_len,
-        FrameType::HelloRetry if want == FrameType::Challenge => p.len() == COOKIE_LEN,
-        FrameType::Hello if want == FrameType::Hello => p.len() == HELLO_LEN + COOKIE_LEN,
-        _ => return Err(Error::UnexpectedFrame),
-    };
-    if !ok_len {
+    if p.len() != want_len {
         return Err(Error::BadFrame);
     }
-    Ok((ty, p))
+    Ok(p)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum DeviceState {
-    AwaitChallenge,
-    AwaitSessionOk,
-    Done,
-}
+// Device handshake states (plain bytes, so any value is valid: unknown ones read as Done).
+const AWAIT_CHALLENGE: u8 = 0;
+const AWAIT_SESSION_OK: u8 = 1;
+const DONE: u8 = 2;
+
+/// CHALLENGEs a datagram handshake answers before it stops taking new ones: a forged
+/// CHALLENGE that arrives before the gateway's own cannot then make the device miss it.
+pub const MAX_CANDIDATES: usize = 3;
 
 /// What the device does after a gateway frame.
 #[derive(Debug)]
@@ -116,34 +115,33 @@ pub enum DeviceStep {
     Send(usize),
     /// SESSION_OK verified: the session is up.
     Established(Session),
+    /// A CHALLENGE answered before (or one too many): nothing to send.
+    Nothing,
 }
 
-/// Device (client) side of the handshake.
-pub struct DeviceHandshake<'p> {
-    version: Version,
-    psk: &'p [u8],
+/// The device handshake's state as plain data (any bit pattern is valid), with the PSK
+/// passed to each step instead of held: the non-blocking C API keeps it in application
+/// memory between calls. [`DeviceHandshake`] is the safe wrapper.
+#[repr(C)]
+pub(crate) struct HsCore {
+    ver: u8,
+    state: u8,
+    answered: u8,
+    datagram: u8,
     device_id: [u8; DEVICE_ID_LEN],
     secret: [u8; KEY_LEN],
     pub_c: [u8; KEY_LEN],
-    pub_s: [u8; KEY_LEN],
-    nonce: [u8; CHALLENGE_NONCE_LEN],
-    keys: [u8; 2 * KEY_LEN],
-    state: DeviceState,
+    /// `nonce || pub_S || X25519 shared secret` of each CHALLENGE answered.
+    candidates: [[u8; CANDIDATE_LEN]; MAX_CANDIDATES],
 }
 
-impl Drop for DeviceHandshake<'_> {
-    fn drop(&mut self) {
-        self.secret.zeroize();
-        self.keys.zeroize();
-    }
-}
+/// A CHALLENGE answered: its nonce and public key, and the shared secret with it.
+const CANDIDATE_LEN: usize = CHALLENGE_LEN + KEY_LEN;
 
-impl<'p> DeviceHandshake<'p> {
-    /// Starts a handshake with a fresh 32-byte random `secret` (X25519 scalar). Refuses a PSK
-    /// the version does not allow before anything is sent.
-    pub fn new(
+impl HsCore {
+    pub(crate) fn new(
         version: Version,
-        psk: &'p [u8],
+        psk: &[u8],
         device_id: &[u8; DEVICE_ID_LEN],
         secret: &[u8; KEY_LEN],
     ) -> Result<Self, Error> {
@@ -151,35 +149,38 @@ impl<'p> DeviceHandshake<'p> {
             return Err(Error::PskTooShort);
         }
         Ok(Self {
-            version,
-            psk,
+            ver: version.byte(),
+            state: AWAIT_CHALLENGE,
+            answered: 0,
+            datagram: 0,
             device_id: *device_id,
             secret: *secret,
             pub_c: crypto::x25519_public(secret),
-            pub_s: [0; KEY_LEN],
-            nonce: [0; CHALLENGE_NONCE_LEN],
-            keys: [0; 2 * KEY_LEN],
-            state: DeviceState::AwaitChallenge,
+            candidates: [[0; CANDIDATE_LEN]; MAX_CANDIDATES],
         })
     }
 
-    /// Our ephemeral public key.
-    pub fn public_key(&self) -> &[u8; KEY_LEN] {
-        &self.pub_c
+    pub(crate) fn version(&self) -> Version {
+        if self.ver == 1 {
+            Version::V1
+        } else {
+            Version::V2
+        }
     }
 
-    /// The wire version this handshake speaks.
-    pub fn version(&self) -> Version {
-        self.version
+    pub(crate) fn set_datagram(&mut self, on: bool) {
+        self.datagram = u8::from(on);
     }
 
-    /// True once HELLO_ACK has gone out (a hang-up now means the PSK was refused).
-    pub fn awaiting_session_ok(&self) -> bool {
-        self.state == DeviceState::AwaitSessionOk
+    pub(crate) fn awaiting_session_ok(&self) -> bool {
+        self.state == AWAIT_SESSION_OK
     }
 
-    /// Writes HELLO (with the v2 cookie when given) into `out`; returns its length.
-    pub fn hello(&self, cookie: Option<&[u8; COOKIE_LEN]>, out: &mut [u8; MAX_FRAME]) -> usize {
+    pub(crate) fn is_done(&self) -> bool {
+        self.state != AWAIT_CHALLENGE && self.state != AWAIT_SESSION_OK
+    }
+
+    pub(crate) fn hello(&self, cookie: Option<&[u8; COOKIE_LEN]>, out: &mut [u8]) -> usize {
         let mut p = [0u8; HELLO_LEN + COOKIE_LEN];
         p[..DEVICE_ID_LEN].copy_from_slice(&self.device_id);
         p[DEVICE_ID_LEN..HELLO_LEN].copy_from_slice(&self.pub_c);
@@ -192,7 +193,7 @@ impl<'p> DeviceHandshake<'p> {
         };
         frame::encode(
             out,
-            self.version,
+            self.version(),
             FrameType::Hello as u8,
             0,
             p.get(..len).unwrap_or(&[]),
@@ -200,73 +201,227 @@ impl<'p> DeviceHandshake<'p> {
         .unwrap_or(0)
     }
 
-    /// Handles a gateway frame; the reply (if any) goes to `out`.
-    pub fn receive(
+    /// HELLO_ACK for the last CHALLENGE answered (0 before any).
+    pub(crate) fn hello_ack(&self, psk: &[u8], out: &mut [u8]) -> usize {
+        let i = usize::from(self.answered).min(MAX_CANDIDATES);
+        let Some(c) = i.checked_sub(1).and_then(|i| self.candidates.get(i)) else {
+            return 0;
+        };
+        let (nonce, pub_s, _) = split_candidate(c);
+        let mac = transcript_mac(
+            self.version(),
+            psk,
+            FrameType::HelloAck,
+            nonce,
+            &self.device_id,
+            &self.pub_c,
+            pub_s,
+        );
+        frame::encode(out, self.version(), FrameType::HelloAck as u8, 0, &mac).unwrap_or(0)
+    }
+
+    pub(crate) fn receive(
         &mut self,
+        psk: &[u8],
         bytes: &[u8],
-        out: &mut [u8; MAX_FRAME],
+        out: &mut [u8],
     ) -> Result<DeviceStep, Error> {
-        match self.state {
-            DeviceState::AwaitChallenge => {
-                let (ty, p) = expect(self.version, bytes, FrameType::Challenge, CHALLENGE_LEN)?;
-                if ty == FrameType::HelloRetry {
-                    let cookie: &[u8; COOKIE_LEN] = p.try_into().map_err(|_| Error::BadFrame)?;
-                    return Ok(DeviceStep::Send(self.hello(Some(cookie), out)));
-                }
-                let (n, s) = p.split_at(CHALLENGE_NONCE_LEN);
-                self.nonce.copy_from_slice(n);
-                self.pub_s.copy_from_slice(s);
-                let shared = crypto::x25519_shared(&self.secret, &self.pub_s);
-                self.secret.zeroize();
-                // The secret is gone: whatever happens next, this handshake is over (a later
-                // CHALLENGE would otherwise be answered with the all-zero scalar).
-                self.state = DeviceState::Done;
-                let mut shared = shared?;
-                let keys =
-                    derive_keys(self.version, &shared, &self.nonce, &self.pub_c, &self.pub_s);
-                shared.zeroize();
-                self.keys = keys?;
-                let mac = transcript_mac(
-                    self.version,
-                    self.psk,
-                    FrameType::HelloAck,
-                    &self.nonce,
-                    &self.device_id,
-                    &self.pub_c,
-                    &self.pub_s,
-                );
-                let n = frame::encode(out, self.version, FrameType::HelloAck as u8, 0, &mac)
-                    .ok_or(Error::InvalidArg)?;
-                self.state = DeviceState::AwaitSessionOk;
-                Ok(DeviceStep::Send(n))
+        if self.is_done() {
+            return Err(Error::UnexpectedFrame);
+        }
+        let (h, ty) = frame::decode(bytes, self.version())?;
+        let p = frame::payload(bytes, &h);
+        let awaiting_challenge = self.state == AWAIT_CHALLENGE;
+        let (want_len, fits) = match ty {
+            FrameType::HelloRetry => (COOKIE_LEN, awaiting_challenge),
+            FrameType::Challenge => (CHALLENGE_LEN, awaiting_challenge || self.datagram != 0),
+            FrameType::SessionOk => (SESSION_OK_LEN, !awaiting_challenge),
+            _ => (0, false),
+        };
+        if !fits {
+            return Err(Error::UnexpectedFrame);
+        }
+        if p.len() != want_len {
+            return Err(Error::BadFrame);
+        }
+        match ty {
+            FrameType::HelloRetry => {
+                let cookie: &[u8; COOKIE_LEN] = p.try_into().map_err(|_| Error::BadFrame)?;
+                Ok(DeviceStep::Send(self.hello(Some(cookie), out)))
             }
-            DeviceState::AwaitSessionOk => {
-                let (_, p) = expect(self.version, bytes, FrameType::SessionOk, SESSION_OK_LEN)?;
-                let (sid, mac) = p.split_at(SESSION_ID_LEN);
-                let want = transcript_mac(
-                    self.version,
-                    self.psk,
-                    FrameType::SessionOk,
-                    &self.nonce,
-                    sid,
-                    &self.pub_c,
-                    &self.pub_s,
-                );
-                if !crypto::ct_eq(&want, mac) {
-                    self.keys.zeroize();
-                    self.state = DeviceState::Done;
-                    return Err(Error::AuthFailed);
-                }
-                let sid: &[u8; SESSION_ID_LEN] = sid.try_into().map_err(|_| Error::BadFrame)?;
-                let (tx, rx) = split_keys(&self.keys);
-                let s = Session::new(self.version, tx, rx, sid);
-                self.keys.zeroize();
-                self.state = DeviceState::Done;
-                Ok(DeviceStep::Established(s))
-            }
-            DeviceState::Done => Err(Error::UnexpectedFrame),
+            FrameType::Challenge => self.challenge(psk, p, out),
+            _ => self.session_ok(psk, p),
         }
     }
+
+    fn challenge(&mut self, psk: &[u8], p: &[u8], out: &mut [u8]) -> Result<DeviceStep, Error> {
+        let answered = usize::from(self.answered).min(MAX_CANDIDATES);
+        if self
+            .candidates
+            .iter()
+            .take(answered)
+            .any(|c| c.get(..CHALLENGE_LEN) == Some(p))
+        {
+            return Ok(DeviceStep::Nothing);
+        }
+        if answered == MAX_CANDIDATES {
+            return Ok(DeviceStep::Nothing);
+        }
+        let pub_s: &[u8; KEY_LEN] = p
+            .get(CHALLENGE_NONCE_LEN..)
+            .and_then(|k| k.try_into().ok())
+            .ok_or(Error::BadFrame)?;
+        // A key of small order gives the all-zero secret: refused before anything is sent.
+        let shared = crypto::x25519_shared(&self.secret, pub_s);
+        if self.datagram == 0 {
+            // A stream has one CHALLENGE: the secret is used once.
+            self.secret.zeroize();
+            if shared.is_err() {
+                self.state = DONE;
+            }
+        }
+        let mut shared = shared?;
+        if let Some(slot) = self.candidates.get_mut(answered) {
+            let (c, sh) = slot.split_at_mut(CHALLENGE_LEN);
+            c.copy_from_slice(p);
+            sh.copy_from_slice(&shared);
+        }
+        shared.zeroize();
+        self.answered = answered as u8 + 1;
+        self.state = AWAIT_SESSION_OK;
+        match self.hello_ack(psk, out) {
+            0 => Err(Error::InvalidArg),
+            n => Ok(DeviceStep::Send(n)),
+        }
+    }
+
+    fn session_ok(&mut self, psk: &[u8], p: &[u8]) -> Result<DeviceStep, Error> {
+        let (sid, mac) = p.split_at(SESSION_ID_LEN);
+        let answered = usize::from(self.answered).min(MAX_CANDIDATES);
+        let version = self.version();
+        let found = self.candidates.iter().take(answered).position(|c| {
+            let (nonce, pub_s, _) = split_candidate(c);
+            let want = transcript_mac(
+                version,
+                psk,
+                FrameType::SessionOk,
+                nonce,
+                sid,
+                &self.pub_c,
+                pub_s,
+            );
+            crypto::ct_eq(&want, mac)
+        });
+        let Some(c) = found.and_then(|i| self.candidates.get(i)) else {
+            if self.datagram == 0 {
+                self.finish();
+            }
+            return Err(Error::AuthFailed);
+        };
+        let (nonce, pub_s, shared) = split_candidate(c);
+        let keys = derive_keys(version, shared, nonce, &self.pub_c, pub_s);
+        // Whatever happens next, this handshake is over.
+        self.finish();
+        let mut keys = keys?;
+        let sid: &[u8; SESSION_ID_LEN] = sid.try_into().map_err(|_| Error::BadFrame)?;
+        let (tx, rx) = split_keys(&keys);
+        let s = Session::new(version, tx, rx, sid);
+        keys.zeroize();
+        Ok(DeviceStep::Established(s))
+    }
+
+    /// Wipes the secrets; the handshake is over.
+    pub(crate) fn finish(&mut self) {
+        self.secret.zeroize();
+        for c in &mut self.candidates {
+            c.zeroize();
+        }
+        self.state = DONE;
+    }
+}
+
+/// Device (client) side of the handshake.
+///
+/// On a stream the gateway's frames come in order from the gateway alone. On a datagram
+/// link anybody can send a datagram from the gateway's address, so the device answers up to
+/// [`MAX_CANDIDATES`] different CHALLENGEs ([`DeviceHandshake::set_datagram`]) and keeps its
+/// X25519 secret until a SESSION_OK proves (by its PSK MAC) which one was the gateway's; only
+/// then does it compute the shared secret and the keys.
+pub struct DeviceHandshake<'p> {
+    core: HsCore,
+    psk: &'p [u8],
+}
+
+impl Drop for DeviceHandshake<'_> {
+    fn drop(&mut self) {
+        self.core.finish();
+    }
+}
+
+impl<'p> DeviceHandshake<'p> {
+    /// Starts a handshake with a fresh 32-byte random `secret` (X25519 scalar). Refuses a PSK
+    /// the version does not allow before anything is sent.
+    pub fn new(
+        version: Version,
+        psk: &'p [u8],
+        device_id: &[u8; DEVICE_ID_LEN],
+        secret: &[u8; KEY_LEN],
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            core: HsCore::new(version, psk, device_id, secret)?,
+            psk,
+        })
+    }
+
+    /// Datagram mode: several CHALLENGEs may be answered, a SESSION_OK that does not verify
+    /// is an error that leaves the handshake usable (the caller drops that datagram).
+    pub fn set_datagram(&mut self, on: bool) {
+        self.core.set_datagram(on);
+    }
+
+    /// Our ephemeral public key.
+    pub fn public_key(&self) -> &[u8; KEY_LEN] {
+        &self.core.pub_c
+    }
+
+    /// The wire version this handshake speaks.
+    pub fn version(&self) -> Version {
+        self.core.version()
+    }
+
+    /// True once HELLO_ACK has gone out (a hang-up now means the PSK was refused).
+    pub fn awaiting_session_ok(&self) -> bool {
+        self.core.awaiting_session_ok()
+    }
+
+    /// True once the handshake is over (established or failed for good).
+    pub fn is_done(&self) -> bool {
+        self.core.is_done()
+    }
+
+    /// Writes HELLO (with the v2 cookie when given) into `out` (at least 66 bytes); returns
+    /// its length (0 when `out` is too short).
+    pub fn hello(&self, cookie: Option<&[u8; COOKIE_LEN]>, out: &mut [u8]) -> usize {
+        self.core.hello(cookie, out)
+    }
+
+    /// Handles a gateway frame; the reply (if any) goes to `out` (at least 76 bytes).
+    pub fn receive(&mut self, bytes: &[u8], out: &mut [u8]) -> Result<DeviceStep, Error> {
+        self.core.receive(self.psk, bytes, out)
+    }
+}
+
+fn split_candidate(
+    c: &[u8; CANDIDATE_LEN],
+) -> (&[u8; CHALLENGE_NONCE_LEN], &[u8; KEY_LEN], &[u8; KEY_LEN]) {
+    let (n, rest) = c.split_at(CHALLENGE_NONCE_LEN);
+    let (p, sh) = rest.split_at(KEY_LEN);
+    // The parts are exactly 32 bytes long, so the conversions cannot fail.
+    (
+        n.try_into().unwrap_or(&[0u8; CHALLENGE_NONCE_LEN]),
+        p.try_into().unwrap_or(&[0u8; KEY_LEN]),
+        sh.try_into().unwrap_or(&[0u8; KEY_LEN]),
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -338,11 +493,7 @@ impl<'p> Responder<'p> {
     }
 
     /// Handles a device frame; the reply goes to `out`.
-    pub fn receive(
-        &mut self,
-        bytes: &[u8],
-        out: &mut [u8; MAX_FRAME],
-    ) -> Result<ResponderStep, Error> {
+    pub fn receive(&mut self, bytes: &[u8], out: &mut [u8]) -> Result<ResponderStep, Error> {
         match self.state {
             ResponderState::AwaitHello => {
                 let (h, ty) = frame::decode(bytes, self.version)?;
@@ -376,7 +527,7 @@ impl<'p> Responder<'p> {
                 Ok(ResponderStep::Send(n))
             }
             ResponderState::AwaitHelloAck => {
-                let (_, p) = expect(self.version, bytes, FrameType::HelloAck, MAC_LEN)?;
+                let p = expect(self.version, bytes, FrameType::HelloAck, MAC_LEN)?;
                 let want = transcript_mac(
                     self.version,
                     self.psk,

@@ -241,7 +241,6 @@ impl EchoPeer {
         let mut msg = [0u8; MAX_MESSAGE];
         let mut echoed = 0;
         while let Some(n) = read_frame(&mut s, &mut buf)? {
-            session.begin_receive();
             let frame = buf.get_mut(..n).ok_or(Error::BadFrame)?;
             match session.receive(frame, &mut msg) {
                 Ok(Rx::Message(len)) => {
@@ -252,7 +251,7 @@ impl EchoPeer {
                     let m = session.seal_control(FrameType::Pong, &mut out)?;
                     write(&mut s, out.get(..m))?;
                 }
-                Ok(Rx::Fragment | Rx::Pong | Rx::Rekeyed) => {}
+                Ok(Rx::Fragment | Rx::Pong | Rx::Rekeyed | Rx::Dropped) => {}
                 Err(Error::ClosedByPeer) => break,
                 Err(e) => return Err(e),
             }

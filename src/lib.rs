@@ -159,9 +159,9 @@
 
 mod async_client;
 mod client;
+pub mod conn;
 pub mod crypto;
 pub mod datagram;
-mod driver;
 mod error;
 #[cfg(feature = "capi")]
 pub mod ffi;
@@ -169,11 +169,13 @@ pub mod frame;
 pub mod handshake;
 #[cfg(feature = "std")]
 pub mod host;
+mod ops;
+mod scrub;
 pub mod session;
 
 pub use async_client::{AsyncClient, AsyncClock, AsyncTransport};
 pub use client::{Client, Clock, Config, Stream, Transport};
-pub use driver::{Stats, HANDSHAKE_TIMEOUT_MS, REASSEMBLY_TIMEOUT_MS};
+pub use conn::{Stats, HANDSHAKE_TIMEOUT_MS, REASSEMBLY_TIMEOUT_MS};
 pub use error::Error;
 
 /// Wire version. Everything that differs between v1 and v2 is a method here (data, not code).

@@ -98,11 +98,13 @@ fn gateway_ping_is_answered_and_flood_is_refused() {
         let mut buf = [0u8; 64];
         assert_eq!(unsafe { usmp_recv(&mut *c, buf.as_mut_ptr(), 64) }, 0);
         assert_eq!(g.pongs, 1);
-        // A storm of pings in one call: the limit ends the session.
+        // A storm of pings within one second: the limit ends the session.
         for _ in 0..v.flood_limit() {
             g.send_control(FrameType::Ping);
         }
+        port::auto_tick(0);
         let rc = unsafe { usmp_recv(&mut *c, buf.as_mut_ptr(), 64) };
+        port::auto_tick(100);
         assert_eq!(name(rc), "USMP_ERR_FLOOD");
         assert!(!unsafe { usmp_is_connected(&*c) });
         // reconnect works afterwards

@@ -225,13 +225,11 @@ impl Gw {
         }
         self.ack(h.ty, h.seq, rx_key.as_ref());
         let s = self.session.as_mut().unwrap();
-        if o.freshness != Freshness::Fresh {
+        if o.freshness() != Freshness::Fresh {
             return;
         }
-        s.begin_receive();
-        let pt = f[o.plaintext.clone()].to_vec();
         let mut msg = std::mem::take(&mut self.msg);
-        let r = s.process(&o, &pt, &mut msg);
+        let r = s.process(o, &mut msg);
         match r {
             Ok(Rx::Message(n)) => {
                 self.received.push(msg[..n].to_vec());
@@ -295,8 +293,14 @@ unsafe extern "C" fn t_recv_timeout(
 ) -> c_int {
     let g = gw(t);
     match g.net.pop_front() {
+        // Like the socket transport: a datagram larger than the buffer is read and dropped
+        // (a sender waiting for its UTACK offers a small buffer; a DATA frame arriving then
+        // goes unacknowledged and is sent again).
+        Some(d) if d.len() > max => {
+            port::advance(1);
+            0
+        }
         Some(d) => {
-            assert!(d.len() <= max);
             unsafe { std::ptr::copy_nonoverlapping(d.as_ptr(), buf, d.len()) };
             port::advance(1);
             d.len() as c_int
@@ -623,10 +627,9 @@ fn window_edges_through_the_session() {
     let mut deliver = |seq: usize| -> Option<Freshness> {
         let mut f = frames[seq].clone();
         let o = dev.open(&mut f).ok()?;
-        let fr = o.freshness;
+        let fr = o.freshness();
         if fr == Freshness::Fresh {
-            let pt = f[o.plaintext.clone()].to_vec();
-            assert_eq!(dev.process(&o, &pt, &mut out), Ok(Rx::Message(1)));
+            assert_eq!(dev.process(o, &mut out), Ok(Rx::Message(1)));
         }
         Some(fr)
     };

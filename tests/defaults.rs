@@ -24,6 +24,13 @@ extern "C" fn usmp_port_millis() -> u32 {
 #[no_mangle]
 extern "C" fn usmp_port_log(_l: c_char, _t: *const c_char, _m: *const c_char) {}
 
+// One thread per context here: the lock hooks have nothing to do.
+#[no_mangle]
+extern "C" fn usmp_port_lock(_ctx: *const core::ffi::c_void) {}
+
+#[no_mangle]
+extern "C" fn usmp_port_unlock(_ctx: *const core::ffi::c_void) {}
+
 unsafe extern "C" fn refuse_send(_: *mut usmp_transport_t, _: *const u8, _: usize) -> c_int {
     -1
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{pair, seal_message};
+use usmp::conn::{Conn, Got, Reply};
 use usmp::frame::{FrameType, MAX_FRAME};
 use usmp::session::{Rx, Session, MAX_DATA, MAX_MESSAGE};
 use usmp::{Error, Version};
@@ -91,41 +92,83 @@ fn small_receive_buffer_drops_that_message_and_keeps_the_session() {
     }
 }
 
+/// The connection machine over a session (stream mode) and a PING from the peer.
+fn conn_ping(conn: &mut Conn, gw: &mut Session, now: u32) -> Result<Got, Error> {
+    let mut buf = [0u8; MAX_FRAME];
+    let n = gw.seal_control(FrameType::Ping, &mut buf).unwrap();
+    let mut out = [0u8; 64];
+    conn.on_input(now, &mut buf[..n], Some(&mut out), &mut Reply::new())
+}
+
 #[test]
 fn ping_is_reported_pong_consumed_and_storm_trips_flood_guard() {
     for v in BOTH {
         let (mut dev, mut gw) = pair(v);
         let mut out = [0u8; 64];
-        dev.begin_receive();
+        let mut buf = [0u8; MAX_FRAME];
+        let n = gw.seal_control(FrameType::Ping, &mut buf).unwrap();
+        assert_eq!(dev.receive(&mut buf[..n], &mut out), Ok(Rx::Ping));
+        // the PONG the machine sends is a valid frame for the gateway
+        let n = dev.seal_control(FrameType::Pong, &mut buf).unwrap();
+        assert_eq!(gw.receive(&mut buf[..n], &mut out), Ok(Rx::Pong));
+
+        // A storm: the flood limit's control frame within one second ends the session.
+        let (dev, mut gw) = pair(v);
+        let mut conn = Conn::default();
+        conn.establish(dev, false, 0);
         let limit = v.flood_limit();
         for k in 1..=limit {
-            let mut buf = [0u8; MAX_FRAME];
-            let n = gw.seal_control(FrameType::Ping, &mut buf).unwrap();
-            let r = dev.receive(&mut buf[..n], &mut out);
+            let r = conn_ping(&mut conn, &mut gw, 100 + u32::from(k));
             if k < limit {
-                assert_eq!(r, Ok(Rx::Ping), "{v:?} ping {k}");
-                // the PONG the driver would send is a valid frame for the gateway
-                let n = dev.seal_control(FrameType::Pong, &mut buf).unwrap();
-                assert_eq!(gw.receive(&mut buf[..n], &mut out), Ok(Rx::Pong));
+                assert_eq!(r, Ok(Got::Control), "{v:?} ping {k}");
+                assert!(conn.pong_ready());
             } else {
                 assert_eq!(r, Err(Error::Flood), "{v:?} ping {k}");
+                assert!(!conn.is_established());
             }
         }
-        // A DATA frame in between resets the count; so does a new receive call.
-        let (mut dev, mut gw) = pair(v);
-        dev.begin_receive();
-        for round in 0..3 {
+    }
+}
+
+#[test]
+fn flood_guard_counts_per_second_not_per_call() {
+    // The Python gateway counts control frames per second; so does the device. Legitimate
+    // PINGs spread over minutes (a long receive, 30 s apart) never trip it, and a DATA
+    // frame in between restarts the count.
+    for v in BOTH {
+        let (dev, mut gw) = pair(v);
+        let mut conn = Conn::default();
+        conn.establish(dev, false, 0);
+        for k in 0..40u32 {
+            let now = 1000 + k * 30_000;
+            assert_eq!(
+                conn_ping(&mut conn, &mut gw, now),
+                Ok(Got::Control),
+                "{v:?} {k}"
+            );
+        }
+        let limit = u32::from(v.flood_limit());
+        // limit - 1 within one second, then a second later limit - 1 again: no flood.
+        for round in 0..3u32 {
+            for k in 0..limit - 1 {
+                let now = 2_000_000 + round * 1000 + k;
+                assert_eq!(conn_ping(&mut conn, &mut gw, now), Ok(Got::Control));
+            }
+        }
+        // A DATA frame restarts the count within the same second.
+        let mut out = [0u8; 64];
+        for k in 0..3u32 {
             for _ in 0..limit - 1 {
-                let mut buf = [0u8; MAX_FRAME];
-                let n = gw.seal_control(FrameType::Ping, &mut buf).unwrap();
                 assert_eq!(
-                    dev.receive(&mut buf[..n], &mut out),
-                    Ok(Rx::Ping),
-                    "round {round}"
+                    conn_ping(&mut conn, &mut gw, 3_000_000 + k),
+                    Ok(Got::Control)
                 );
             }
-            dev.begin_receive();
+            let mut f = seal_message(&mut gw, b"x").unwrap().remove(0);
+            let r = conn.on_input(3_000_000 + k, &mut f, Some(&mut out), &mut Reply::new());
+            assert_eq!(r, Ok(Got::Message(1)));
         }
+        assert!(conn.is_established());
     }
 }
 

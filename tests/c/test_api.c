@@ -36,6 +36,7 @@ static const struct {
     { USMP_ERR_UNSUPPORTED, "USMP_ERR_UNSUPPORTED" },
     { USMP_ERR_CONTEXT_MOVED, "USMP_ERR_CONTEXT_MOVED" },
     { USMP_ERR_FRAGMENTATION, "USMP_ERR_FRAGMENTATION" },
+    { USMP_ERR_BUSY, "USMP_ERR_BUSY" },
 };
 
 static void err_codes_are_stable(void) {
@@ -53,7 +54,7 @@ static void err_name_every_code(void) {
 }
 
 static void err_name_unknown(void) {
-    const int unknown[] = { 1, 2, 42, -22, -23, -100, -255, 1000, INT_MAX, INT_MIN, INT_MIN + 1 };
+    const int unknown[] = { 1, 2, 42, -23, -24, -100, -255, 1000, INT_MAX, INT_MIN, INT_MIN + 1 };
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         const char *n = usmp_err_name(unknown[i]);
         CHECK(n != NULL);
@@ -327,7 +328,7 @@ static void connect_reserved_and_garbage_opaque(const vset_t *v) {
     ctx.protocol_version = v->protocol_version;
     ctx.retransmit_attempts = 0;
     ctx.retransmit_timeout_ms = 0;
-    memset(ctx.reserved, 0, sizeof ctx.reserved);
+    ctx.recv_timeout_ms = 0;
     CHECK(!usmp_is_connected(&ctx));
     check_reusable(&ctx, v);
 }

@@ -303,13 +303,29 @@ static void ctx_clean_after_session_error(const vset_t *v) {
     free(x);
 }
 
+/* Lets the REKEY grace period pass: time moves on, and a receive call (nothing arrives)
+ * notices it. */
+static void end_grace_period(sess_t *x) {
+    port.now += USMP_REKEY_GRACE_MS;
+    script_rc(&x->s, 0);
+    uint8_t out[16];
+    CHECK_RC(usmp_recv(&x->ctx, out, sizeof out), 0);
+    CHECK(usmp_is_connected(&x->ctx));
+}
+
 static void ctx_old_keys_gone_after_device_rekey(void) {
     const vset_t *v = &VS2;
     sess_t *x = open_session(v);
     port_queue_random(V2_REKEY_SALT, V2_REKEY_SALT_LEN);
     CHECK_RC(usmp_rekey(&x->ctx), USMP_OK);
     expect_in_ctx(&x->ctx, CREKEY_NEW, N(CREKEY_NEW));
-    EXPECT_CTX_CLEAN(&x->ctx, SESSION_V2, N(SESSION_V2), "usmp_rekey");
+    /* The old send key is gone at once; the old receive key stays for the grace period
+     * (frames the gateway sent before it saw the REKEY), then goes too. */
+    const secret_t old_tx[] = { SECRET(V2_K_C2S) };
+    EXPECT_CTX_CLEAN(&x->ctx, old_tx, 1, "usmp_rekey");
+    expect_in_ctx(&x->ctx, &SESSION_V2[1], 1);
+    end_grace_period(x);
+    EXPECT_CTX_CLEAN(&x->ctx, SESSION_V2, N(SESSION_V2), "usmp_rekey, after the grace period");
     const secret_t prk[] = { SECRET(V2_CREKEY_PRK) };
     EXPECT_CTX_CLEAN(&x->ctx, prk, 1, "usmp_rekey");
     usmp_close(&x->ctx);
@@ -325,7 +341,10 @@ static void ctx_old_keys_gone_after_gateway_rekey(void) {
     CHECK_RC(usmp_recv(&x->ctx, out, sizeof out), 0);
     CHECK(usmp_is_connected(&x->ctx));
     expect_in_ctx(&x->ctx, SREKEY_NEW, N(SREKEY_NEW));
-    EXPECT_CTX_CLEAN(&x->ctx, SESSION_V2, N(SESSION_V2), "a gateway REKEY");
+    const secret_t old_tx[] = { SECRET(V2_K_C2S) };
+    EXPECT_CTX_CLEAN(&x->ctx, old_tx, 1, "a gateway REKEY");
+    end_grace_period(x);
+    EXPECT_CTX_CLEAN(&x->ctx, SESSION_V2, N(SESSION_V2), "a gateway REKEY, after the grace period");
     usmp_close(&x->ctx);
     EXPECT_CTX_CLEAN(&x->ctx, SREKEY_ALL, N(SREKEY_ALL), "usmp_close after a gateway REKEY");
     free(x);

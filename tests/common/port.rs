@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::cell::Cell;
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, c_void};
 
 thread_local! {
     static CLOCK: Cell<u32> = const { Cell::new(1000) };
@@ -77,3 +77,29 @@ extern "C" fn usmp_port_millis() -> u32 {
 
 #[no_mangle]
 extern "C" fn usmp_port_log(_l: c_char, _t: *const c_char, _m: *const c_char) {}
+
+/// The contexts whose lock is taken, and a condition to wait for one to be released.
+static LOCKS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+static RELEASED: std::sync::Condvar = std::sync::Condvar::new();
+
+#[no_mangle]
+extern "C" fn usmp_port_lock(ctx: *const c_void) {
+    let key = ctx as usize;
+    let mut held = LOCKS.lock().unwrap();
+    while held.contains(&key) {
+        held = RELEASED.wait(held).unwrap();
+    }
+    held.push(key);
+}
+
+#[no_mangle]
+extern "C" fn usmp_port_unlock(ctx: *const c_void) {
+    let key = ctx as usize;
+    let mut held = LOCKS.lock().unwrap();
+    let i = held
+        .iter()
+        .position(|k| *k == key)
+        .expect("usmp_port_unlock without usmp_port_lock");
+    held.swap_remove(i);
+    RELEASED.notify_all();
+}

@@ -86,7 +86,6 @@ impl Gateway {
         };
         let mut f = frame.to_vec();
         let mut msg = std::mem::take(&mut self.msg);
-        s.begin_receive();
         match s.receive(&mut f, &mut msg) {
             Ok(Rx::Message(n)) => {
                 self.received.push(msg[..n].to_vec());
