@@ -19,7 +19,8 @@ use crate::client::{client_accessors, client_struct, Config, Stream};
 use crate::conn::{Conn, Connecting, Reply, Stats, Timing, SMALL_FRAME};
 use crate::frame::{self, FrameType, MAX_FRAME};
 use crate::ops::{
-    self, in_buf, out_bytes, Action, Bufs, ConnectOp, ControlOp, Input, RecvOp, SendOp, NO_MESSAGE,
+    self, in_buf, out_bytes, Action, Bufs, ConnectOp, ControlOp, Input, Op, RecvOp, SendOp,
+    NO_MESSAGE,
 };
 use crate::session::REKEY_SALT_LEN;
 use crate::Error;
@@ -113,16 +114,13 @@ impl<'a, T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> AsyncClient<'
     }
 
     /// Runs one operation: step, await what it asks, feed the result back.
-    async fn run<S>(&mut self, b: &mut Bufs<'_>, mut step: S) -> Result<usize, Error>
-    where
-        S: FnMut(&mut Conn, u32, Timing, &mut Bufs<'_>, Input, &mut Reply) -> Action,
-    {
+    async fn run(&mut self, b: &mut Bufs<'_>, op: &mut Op<'_, '_>) -> Result<usize, Error> {
         let timing = self.timing();
         let mut input = Input::None;
         let mut reply = Reply::new();
         loop {
             let now = self.clock.now_ms();
-            input = match step(&mut self.conn, now, timing, b, input, &mut reply) {
+            input = match op.step(&mut self.conn, now, timing, b, input, &mut reply) {
                 Action::Transmit(out) => {
                     let bytes = out_bytes(out, b, &reply);
                     Input::Sent(self.transport.send(bytes).await.is_ok())
@@ -191,10 +189,7 @@ impl<'a, T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> AsyncClient<'
     }
 
     /// Runs an operation with a frame buffer and a small one (the frame wiped afterwards).
-    async fn with_bufs<S>(&mut self, step: S) -> Result<usize, Error>
-    where
-        S: FnMut(&mut Conn, u32, Timing, &mut Bufs<'_>, Input, &mut Reply) -> Action,
-    {
+    async fn with_bufs(&mut self, mut op: Op<'_, '_>) -> Result<usize, Error> {
         ops::reenter(&mut self.conn);
         let mut frame = [0u8; MAX_FRAME];
         let mut small = [0u8; SMALL_FRAME];
@@ -202,7 +197,7 @@ impl<'a, T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> AsyncClient<'
             frame: &mut frame,
             small: &mut small,
         };
-        let r = self.run(&mut b, step).await;
+        let r = self.run(&mut b, &mut op).await;
         frame.zeroize();
         r
     }
@@ -218,19 +213,15 @@ impl<'a, T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> AsyncClient<'
             frame: &mut [],
             small: &mut small,
         };
-        self.run(&mut b, |c, now, t, b, i, r| {
-            op.step(c, now, t, b, i, r, psk)
-        })
-        .await
-        .map(|_| ())
+        self.run(&mut b, &mut Op::Connect(&mut op, psk))
+            .await
+            .map(|_| ())
     }
 
     /// Sends one message of 0..=1808 bytes; see [`crate::Client::send`].
     pub async fn send(&mut self, msg: &[u8]) -> Result<(), Error> {
         let mut op = SendOp::default();
-        self.with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r, msg))
-            .await
-            .map(|_| ())
+        self.with_bufs(Op::Send(&mut op, msg)).await.map(|_| ())
     }
 
     /// Waits for the next message and returns its length; see [`crate::Client::recv`].
@@ -245,18 +236,14 @@ impl<'a, T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> AsyncClient<'
     /// As [`AsyncClient::recv`], waiting at most `ms`: `Ok(None)` when no message came.
     pub async fn recv_timeout(&mut self, out: &mut [u8], ms: u32) -> Result<Option<usize>, Error> {
         let mut op = RecvOp::new(ms, true);
-        let n = self
-            .with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r, out))
-            .await?;
+        let n = self.with_bufs(Op::Recv(&mut op, out)).await?;
         Ok((n != NO_MESSAGE).then_some(n))
     }
 
     /// Sends a PING now.
     pub async fn ping(&mut self) -> Result<(), Error> {
         let mut op = ControlOp::new(FrameType::Ping, false);
-        self.with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r))
-            .await
-            .map(|_| ())
+        self.with_bufs(Op::Control(&mut op)).await.map(|_| ())
     }
 
     /// Sends a PING when [`Config::keepalive_ms`] have passed since the last transmission:
@@ -272,18 +259,14 @@ impl<'a, T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> AsyncClient<'
     /// Rotates the session keys (wire v2; [`Error::Unsupported`] on v1).
     pub async fn rekey(&mut self) -> Result<(), Error> {
         let mut op = self.rekey_op()?;
-        self.with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r))
-            .await
-            .map(|_| ())
+        self.with_bufs(Op::Control(&mut op)).await.map(|_| ())
     }
 
     /// Ends the session: a best-effort BYE, keys zeroized. The transport stays yours.
     pub async fn close(&mut self) {
         if self.conn.is_established() {
             let mut op = ControlOp::new(FrameType::Bye, true);
-            let _ = self
-                .with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r))
-                .await;
+            let _ = self.with_bufs(Op::Control(&mut op)).await;
         }
         self.conn.end();
     }

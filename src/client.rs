@@ -12,7 +12,8 @@ use crate::conn::{Conn, Connecting, Reply, Stats, Timing, SMALL_FRAME};
 use crate::frame::{self, FrameType, MAX_FRAME};
 use crate::handshake::DEVICE_ID_LEN;
 use crate::ops::{
-    self, in_buf, out_bytes, Action, Bufs, ConnectOp, ControlOp, Input, RecvOp, SendOp, NO_MESSAGE,
+    self, in_buf, out_bytes, Action, Bufs, ConnectOp, ControlOp, Input, Op, RecvOp, SendOp,
+    NO_MESSAGE,
 };
 use crate::scrub::{scrub_stack, scrub_stack_connect};
 use crate::session::REKEY_SALT_LEN;
@@ -253,16 +254,13 @@ impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
     }
 
     /// Runs one operation: step, do what it asks, feed the result back.
-    fn run<S>(&mut self, b: &mut Bufs<'_>, mut step: S) -> Result<usize, Error>
-    where
-        S: FnMut(&mut Conn, u32, Timing, &mut Bufs<'_>, Input, &mut Reply) -> Action,
-    {
+    fn run(&mut self, b: &mut Bufs<'_>, op: &mut Op<'_, '_>) -> Result<usize, Error> {
         let timing = self.timing();
         let mut input = Input::None;
         let mut reply = Reply::new();
         loop {
             let now = self.clock.now_ms();
-            input = match step(&mut self.conn, now, timing, b, input, &mut reply) {
+            input = match op.step(&mut self.conn, now, timing, b, input, &mut reply) {
                 Action::Transmit(out) => {
                     Input::Sent(self.transport.send(out_bytes(out, b, &reply)).is_ok())
                 }
@@ -352,18 +350,12 @@ impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
                 frame: &mut [],
                 small: &mut small,
             };
-            self.run(&mut b, |c, now, t, b, i, r| {
-                op.step(c, now, t, b, i, r, psk)
-            })
-            .map(|_| ())
+            self.run(&mut b, &mut Op::Connect(&mut op, psk)).map(|_| ())
         })
     }
 
     /// Runs an operation with a frame buffer and a small one (wiped afterwards).
-    fn with_bufs<S>(&mut self, step: S) -> Result<usize, Error>
-    where
-        S: FnMut(&mut Conn, u32, Timing, &mut Bufs<'_>, Input, &mut Reply) -> Action,
-    {
+    fn with_bufs(&mut self, mut op: Op<'_, '_>) -> Result<usize, Error> {
         scrubbed(scrub_stack, || {
             ops::reenter(&mut self.conn);
             let mut frame = [0u8; MAX_FRAME];
@@ -373,7 +365,7 @@ impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
                     frame: &mut frame,
                     small: &mut small,
                 },
-                step,
+                &mut op,
             );
             frame.zeroize();
             r
@@ -385,8 +377,7 @@ impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
     /// acknowledgement after every attempt ([`Error::Timeout`]), ends the session.
     pub fn send(&mut self, msg: &[u8]) -> Result<(), Error> {
         let mut op = SendOp::default();
-        self.with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r, msg))
-            .map(|_| ())
+        self.with_bufs(Op::Send(&mut op, msg)).map(|_| ())
     }
 
     /// Waits for the next message and returns its length (it is in `out[..len]`). PINGs
@@ -406,15 +397,14 @@ impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
     /// take [`crate::REASSEMBLY_TIMEOUT_MS`] more).
     pub fn recv_timeout(&mut self, out: &mut [u8], ms: u32) -> Result<Option<usize>, Error> {
         let mut op = RecvOp::new(ms, true);
-        let n = self.with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r, out))?;
+        let n = self.with_bufs(Op::Recv(&mut op, out))?;
         Ok((n != NO_MESSAGE).then_some(n))
     }
 
     /// Sends a PING now (the PONG is consumed by a later receive).
     pub fn ping(&mut self) -> Result<(), Error> {
         let mut op = ControlOp::new(FrameType::Ping, false);
-        self.with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r))
-            .map(|_| ())
+        self.with_bufs(Op::Control(&mut op)).map(|_| ())
     }
 
     /// Sends a PING when [`Config::keepalive_ms`] have passed since the last transmission;
@@ -431,8 +421,7 @@ impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
     /// Rotates the session keys (wire v2; [`Error::Unsupported`] on v1).
     pub fn rekey(&mut self) -> Result<(), Error> {
         let mut op = self.rekey_op()?;
-        self.with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r))
-            .map(|_| ())
+        self.with_bufs(Op::Control(&mut op)).map(|_| ())
     }
 
     /// Ends the session: a best-effort BYE, keys zeroized. The transport stays open and
@@ -440,7 +429,7 @@ impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
     pub fn close(&mut self) {
         if self.conn.is_established() {
             let mut op = ControlOp::new(FrameType::Bye, true);
-            let _ = self.with_bufs(|c, now, t, b, i, r| op.step(c, now, t, b, i, r));
+            let _ = self.with_bufs(Op::Control(&mut op));
         }
         self.conn.end();
     }

@@ -76,7 +76,7 @@ pub(crate) enum Action {
 }
 
 /// What the last action gave.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Input {
     /// First step, or after a sleep.
     None,
@@ -281,7 +281,7 @@ impl SendOp {
                     };
                 }
                 S_SENT => {
-                    if input != Input::Sent(true) {
+                    if !matches!(input, Input::Sent(true)) {
                         return broken(c);
                     }
                     self.next += 1;
@@ -320,7 +320,7 @@ impl SendOp {
                 _ => {
                     // The PONG after the message: it stays in flight for whoever comes next;
                     // the message itself was delivered.
-                    if input == Input::Sent(false) {
+                    if matches!(input, Input::Sent(false)) {
                         c.end();
                     }
                     return Action::Done(Ok(0));
@@ -417,7 +417,7 @@ impl ControlOp {
                 }
             }
             C_SENT => {
-                if input != Input::Sent(true) {
+                if !matches!(input, Input::Sent(true)) {
                     return broken(c);
                 }
                 if !c.session().is_some_and(|s| s.is_datagram()) {
@@ -538,7 +538,7 @@ impl RecvOp {
                     }
                 }
                 R_SENT => {
-                    if input != Input::Sent(true) {
+                    if !matches!(input, Input::Sent(true)) {
                         c.face.role = ROLE_NONE;
                         let a = broken(c);
                         self.phase = R_CLAIM;
@@ -616,7 +616,7 @@ impl RecvOp {
                 }
                 R_AVAILABLE => {
                     self.phase = R_DUTIES;
-                    if input == Input::Available(Some(false)) {
+                    if matches!(input, Input::Available(Some(false))) {
                         return self.finish(c, Ok(NO_MESSAGE));
                     }
                 }
@@ -771,6 +771,39 @@ impl ConnectOp {
                 small: true,
                 wait: Some(self.hs.timeout(now, t)),
             },
+        }
+    }
+}
+
+/// An operation in progress with what it works on: what a face's loop runs (one loop for
+/// every operation, so the library holds one copy of it).
+pub(crate) enum Op<'o, 'd> {
+    /// The handshake, with the PSK.
+    Connect(&'o mut ConnectOp, &'d [u8]),
+    /// Sending this message.
+    Send(&'o mut SendOp, &'d [u8]),
+    /// Receiving into this buffer.
+    Recv(&'o mut RecvOp, &'d mut [u8]),
+    /// PING, BYE or REKEY.
+    Control(&'o mut ControlOp),
+}
+
+impl Op<'_, '_> {
+    /// One step of the operation (see [`Action`]).
+    pub(crate) fn step(
+        &mut self,
+        c: &mut Conn,
+        now: u32,
+        t: Timing,
+        b: &mut Bufs<'_>,
+        input: Input,
+        reply: &mut Reply,
+    ) -> Action {
+        match self {
+            Op::Connect(op, psk) => op.step(c, now, t, b, input, reply, psk),
+            Op::Send(op, msg) => op.step(c, now, t, b, input, reply, msg),
+            Op::Recv(op, out) => op.step(c, now, t, b, input, reply, out),
+            Op::Control(op) => op.step(c, now, t, b, input, reply),
         }
     }
 }

@@ -16,7 +16,7 @@ use super::ctx::{device_id, millis, random, Ctx};
 use super::{apply_defaults, code, log, usmp_log_level_t, usmp_stats_t, usmp_t, usmp_transport_t};
 use crate::conn::{Connecting, SMALL_FRAME};
 use crate::frame::{FrameType, MAX_FRAME};
-use crate::ops::{Bufs, ConnectOp, ControlOp, RecvOp, NO_MESSAGE};
+use crate::ops::{Bufs, ConnectOp, ControlOp, Op, RecvOp, SendOp, NO_MESSAGE};
 use crate::scrub::{scrub_stack, scrub_stack_connect};
 use crate::session::{MAX_MESSAGE, REKEY_SALT_LEN};
 use crate::Error;
@@ -113,10 +113,7 @@ fn handshake_steps(c: Ctx) -> Result<(), Error> {
         frame: &mut [],
         small: &mut small,
     };
-    c.run(&mut b, |conn, now, t, b, input, reply| {
-        op.step(conn, now, t, b, input, reply, psk)
-    })
-    .map(|_| ())
+    c.run(&mut b, &mut Op::Connect(&mut op, psk)).map(|_| ())
 }
 
 /// Dials again through the stored transport's `reconnect` and runs a new handshake. Old
@@ -181,9 +178,7 @@ unsafe fn close_impl(ctx: *mut usmp_t) {
             frame: &mut [],
             small: &mut small,
         };
-        let _ = c.run(&mut b, |conn, now, t, b, input, reply| {
-            op.step(conn, now, t, b, input, reply)
-        });
+        let _ = c.run(&mut b, &mut Op::Control(&mut op));
     }
     c.lock().conn.end();
     // Always close (also after a session ended on an error, when the socket may still be
@@ -274,13 +269,13 @@ unsafe fn send_impl(ctx: *mut usmp_t, data: *const u8, len: u16) -> Result<usize
     };
     let mut frame = [0u8; MAX_FRAME];
     let mut small = [0u8; SMALL_FRAME];
-    let mut op = crate::ops::SendOp::default();
+    let mut op = SendOp::default();
     let r = c.run(
         &mut Bufs {
             frame: &mut frame,
             small: &mut small,
         },
-        |conn, now, t, b, input, reply| op.step(conn, now, t, b, input, reply, data),
+        &mut Op::Send(&mut op, data),
     );
     // On a refusal the frame buffer may still hold plaintext.
     frame.zeroize();
@@ -336,7 +331,7 @@ unsafe fn recv_impl(ctx: *mut usmp_t, out: *mut u8, max_len: u16) -> Result<usiz
             frame: &mut frame,
             small: &mut small,
         },
-        |conn, now, t, b, input, reply| op.step(conn, now, t, b, input, reply, out),
+        &mut Op::Recv(&mut op, out),
     );
     // The frame buffer held decrypted plaintext: leave none of it behind.
     frame.zeroize();
@@ -352,7 +347,7 @@ fn control(c: Ctx, mut op: ControlOp) -> Result<usize, Error> {
             frame: &mut frame,
             small: &mut small,
         },
-        |conn, now, t, b, input, reply| op.step(conn, now, t, b, input, reply),
+        &mut Op::Control(&mut op),
     )
 }
 

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::conn::{Conn, Reply, Timing};
 use crate::handshake::DEVICE_ID_LEN;
-use crate::ops::{in_buf, out_bytes, Action, Bufs, Input, TRANSITION};
+use crate::ops::{in_buf, out_bytes, Action, Bufs, Input, Op, TRANSITION};
 use crate::{Error, Version};
 
 const _: () = assert!(size_of::<Conn>() <= size_of::<[u64; USMP_OPAQUE_WORDS]>());
@@ -389,10 +389,7 @@ impl Ctx {
 
     /// Runs one operation to its end: `step` under the lock, transmissions under the lock
     /// too (sealing and sending are one step), waits without it.
-    pub fn run<S>(self, b: &mut Bufs<'_>, mut step: S) -> Result<usize, Error>
-    where
-        S: FnMut(&mut Conn, u32, Timing, &mut Bufs<'_>, Input, &mut Reply) -> Action,
-    {
+    pub fn run(self, b: &mut Bufs<'_>, op: &mut Op<'_, '_>) -> Result<usize, Error> {
         let timing = self.timing();
         let mut clock = Clock::new();
         let mut input = Input::None;
@@ -400,7 +397,7 @@ impl Ctx {
         for _ in 0..MAX_STEPS {
             let l = self.lock();
             let now = clock.now();
-            let action = step(l.conn, now, timing, b, input, &mut reply);
+            let action = op.step(l.conn, now, timing, b, input, &mut reply);
             input = match action {
                 Action::Transmit(out) => Input::Sent(self.send(out_bytes(out, b, &reply)).is_ok()),
                 Action::Available => Input::Available(self.available()),
@@ -412,7 +409,7 @@ impl Ctx {
                         None
                     };
                     let got = self.recv(in_buf(small, b), wait);
-                    if got == Input::Nothing {
+                    if matches!(got, Input::Nothing) {
                         clock.waited(wait.unwrap_or(1));
                     }
                     got

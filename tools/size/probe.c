@@ -9,6 +9,9 @@ int usmp_port_random(uint8_t *out, size_t len) { (void)out; (void)len; return 0;
 void usmp_port_delay_ms(uint32_t ms) { (void)ms; }
 uint32_t usmp_port_millis(void) { return 0; }
 void usmp_port_log(char level, const char *tag, const char *msg) { (void)level; (void)tag; (void)msg; }
+/* One thread of execution: the bare-metal default (component/usmp_port_lock.c) does nothing. */
+void usmp_port_lock(const void *ctx) { (void)ctx; }
+void usmp_port_unlock(const void *ctx) { (void)ctx; }
 
 /* The transport lives behind pointers the linker cannot see through. */
 extern usmp_transport_t probe_transport;

@@ -80,6 +80,17 @@ int usmp_port_random(uint8_t *out, size_t len)
 
 void usmp_port_delay_ms(uint32_t ms) { g_now += ms; }
 uint32_t usmp_port_millis(void) { return g_now++; }
+/* One thread of execution: the bare-metal default (component/usmp_port_lock.c) does nothing. */
+void usmp_port_lock(const void *ctx)
+{
+    (void)ctx;
+}
+
+void usmp_port_unlock(const void *ctx)
+{
+    (void)ctx;
+}
+
 void usmp_port_log(char level, const char *tag, const char *msg)
 {
     (void)level;
