@@ -137,6 +137,7 @@ class Gateway:
     proto: str = "tcp"
     lib_log_level: str = "INFO"
     numbered: bool = True
+    extra_args: list[str] = field(default_factory=list)
     port: int = 0
     proc: subprocess.Popen | None = None
     generation: int = 0
@@ -164,7 +165,7 @@ class Gateway:
                 self.proc = subprocess.Popen(
                     [str(self.python), str(GATEWAY), "--proto", self.proto, "--port", str(want_port),
                      "--psk", self.psk, "--log", str(self.log_path), "--ready-file", str(ready),
-                     "--lib-log-level", self.lib_log_level],
+                     "--lib-log-level", self.lib_log_level, *self.extra_args],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, cwd=self.workdir)
                 while not ready.exists():
                     if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -19,6 +19,9 @@ uses to make the gateway act on its own:
                 "rekey-done" under the new keys. v1: reply "rekey-unsupported".
     cmd:bye     session.bye(): BYE, then the gateway closes the connection.
 
+With --ping-every-ms N each session also runs a task that PINGs the device every N ms
+(session.ping()), concurrently with the echo handler; "cmd:stats" reports pings_sent.
+
 UDP: cmd:stats also reports "gw_tx=T gw_retx=R", the frames this gateway sent
 to the session's address and how many of them were retransmissions (the same
 datagram again: the package's stop-and-wait ARQ).
@@ -310,6 +313,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--ready-file")
     ap.add_argument("--log", help="JSON-lines event log")
     ap.add_argument("--lib-log-level", default="INFO", help="level of usmp.* records copied to the log")
+    ap.add_argument("--ping-every-ms", type=float, default=0.0,
+                    help="each session also PINGs the device on its own this often (ms), "
+                         "concurrently with the echo handler (0 = never)")
     return ap.parse_args()
 
 
@@ -336,6 +342,18 @@ async def run(args: argparse.Namespace, log: EventLog, watch: UdpWatch | None) -
             await session.send(data)
             log.write("reply", sid=sid, len=len(data), text=data[:64].decode("latin-1"))
 
+        pings = {"sent": 0}
+
+        async def pinger() -> None:
+            # The package serialises its own frames (one send lock per session), so these
+            # PINGs never split a message the echo handler is sending.
+            while True:
+                await asyncio.sleep(args.ping_every_ms / 1000.0)
+                await session.ping()
+                pings["sent"] += 1
+
+        ping_task = asyncio.ensure_future(pinger()) if args.ping_every_ms > 0 else None
+
         try:
             while True:
                 data = await session.recv()
@@ -356,7 +374,8 @@ async def run(args: argparse.Namespace, log: EventLog, watch: UdpWatch | None) -
                 elif cmd == "stats":
                     text = (f"msgs={msgs - 1} lens={','.join(map(str, lens))} "
                             f"pings={obs.counts.get('PING', 0)} pongs={obs.counts.get('PONG', 0)} "
-                            f"rekeys={obs.counts.get('REKEY', 0)} rekeys_sent={rekeys_sent} frames={obs.frames}")
+                            f"rekeys={obs.counts.get('REKEY', 0)} rekeys_sent={rekeys_sent} frames={obs.frames}"
+                            f" pings_sent={pings['sent']}")
                     if watch is not None:
                         addr = session_addr(session)
                         text += (f" dropped={obs.dropped} gw_tx={watch.tx.get(addr, 0)}"
@@ -385,6 +404,10 @@ async def run(args: argparse.Namespace, log: EventLog, watch: UdpWatch | None) -
             log.write("closed", sid=sid, reason=str(e) or type(e).__name__, exc=type(e).__name__,
                       last_frame=obs.last_frame())
             raise
+        finally:
+            if ping_task is not None:
+                ping_task.cancel()
+                log.write("pinger", sid=sid, pings_sent=pings["sent"])
 
     serve_task = asyncio.ensure_future(server.serve())
     deadline = time.monotonic() + 10.0
