@@ -1,9 +1,11 @@
 /*
  * USMP socket transports over BSD sockets: TCP (a byte stream) and UDP (datagrams).
  *
- * One file for POSIX hosts and for lwIP (ESP-IDF): it uses only socket, connect, send,
- * recv, select, getaddrinfo, setsockopt and close, all of which lwIP provides. Sockets
- * stay blocking (no fcntl); every wait goes through select() with a deadline.
+ * One file for POSIX hosts and for lwIP (ESP-IDF): socket, connect, send, recv, poll (select
+ * on lwIP), fcntl, getaddrinfo, setsockopt, shutdown and close, all of which lwIP provides.
+ * Sockets are blocking but for the connect (bounded by USMP_TRANSPORT_CONNECT_TIMEOUT_MS);
+ * every wait has a deadline. Safe for one task receiving while another sends: a failure
+ * shuts the socket down (both tasks see it fail); only close/reconnect/destroy close it.
  *
  * Framing: the Rust core owns the wire format. The TCP transport reads the 12-byte header,
  * asks usmp_frame_size() how long the frame is, and reads the rest. The UDP transport moves
@@ -40,14 +42,15 @@
 #ifdef USMP_SOCKETS_LWIP
 #include "lwip/netdb.h"
 #include "lwip/sockets.h"
+#include <fcntl.h>
 #include <unistd.h>
 #else
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/select.h>
+#include <poll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/types.h>
 #include <unistd.h>
 #endif
@@ -59,6 +62,13 @@
 #define USMP_SEND_FLAGS 0
 #endif
 
+/* Sockets are not inherited by programs the application starts (exec). */
+#ifdef SOCK_CLOEXEC
+#define USMP_SOCK_CLOEXEC SOCK_CLOEXEC
+#else
+#define USMP_SOCK_CLOEXEC 0
+#endif
+
 typedef enum { WAIT_READ, WAIT_WRITE } wait_dir_t;
 
 static usmp_socket_ctx_t *ctx_of(const usmp_transport_t *t)
@@ -66,6 +76,9 @@ static usmp_socket_ctx_t *ctx_of(const usmp_transport_t *t)
     return (t != NULL) ? (usmp_socket_ctx_t *)t->ctx : NULL;
 }
 
+/* Closes the socket. Only close, reconnect and destroy call it: the library calls those
+ * when no other call of the session is inside the transport, so the descriptor number is
+ * never reused under another task's send or recv. */
 static void close_sock(usmp_socket_ctx_t *c)
 {
     if (c != NULL && c->sock >= 0) {
@@ -74,16 +87,31 @@ static void close_sock(usmp_socket_ctx_t *c)
     }
 }
 
+/* A failure that leaves the byte stream out of step (or the socket broken): every later
+ * send and recv fails at once, for this task and any other, until the socket is closed. */
+static void fail_sock(usmp_socket_ctx_t *c)
+{
+    if (c != NULL && c->sock >= 0) {
+        (void)shutdown(c->sock, SHUT_RDWR);
+    }
+}
+
 /* Waits until `sock` is readable/writable: 1 = ready, 0 = `timeout_ms` passed, -1 = error.
- * A signal does not restart the full wait: the time already spent is subtracted. */
+ * A signal does not restart the full wait: the time already spent is subtracted. poll()
+ * has no limit on descriptor numbers (select's FD_SETSIZE is 1024 on Linux); lwIP's
+ * sockets are few and small, and its select is the dependable call there. */
 static int wait_fd(int sock, wait_dir_t dir, uint32_t timeout_ms)
 {
-    if (sock < 0 || sock >= FD_SETSIZE) {
-        return -1; /* FD_SET would write outside the fd_set */
+    if (sock < 0) {
+        return -1;
     }
     uint32_t start = usmp_port_millis();
     uint32_t left = timeout_ms;
     for (;;) {
+#ifdef USMP_SOCKETS_LWIP
+        if (sock >= FD_SETSIZE) {
+            return -1;
+        }
         fd_set fds;
         struct timeval tv;
         FD_ZERO(&fds);
@@ -92,6 +120,14 @@ static int wait_fd(int sock, wait_dir_t dir, uint32_t timeout_ms)
         tv.tv_usec = (suseconds_t)((left % 1000u) * 1000u);
         int rc = select(sock + 1, dir == WAIT_READ ? &fds : NULL, dir == WAIT_WRITE ? &fds : NULL,
                         NULL, &tv);
+#else
+        struct pollfd pfd;
+        pfd.fd = sock;
+        pfd.events = (short)(dir == WAIT_READ ? POLLIN : POLLOUT);
+        pfd.revents = 0;
+        int ms = left > (uint32_t)INT32_MAX ? INT32_MAX : (int)left;
+        int rc = poll(&pfd, 1, ms);
+#endif
         if (rc > 0) {
             return 1;
         }
@@ -109,13 +145,19 @@ static int wait_fd(int sock, wait_dir_t dir, uint32_t timeout_ms)
     }
 }
 
-/* Reads exactly `len` bytes; each wait for more may last USMP_TRANSPORT_STALL_MS.
- * 0 = done, -1 = EOF, error or stall. */
-static int read_exact(int sock, uint8_t *buf, size_t len)
+/* Reads exactly `len` bytes, all of them before `deadline` (usmp_port_millis; an absolute
+ * bound for the whole frame: a peer that trickles one byte now and then cannot stretch the
+ * read). 0 = done, -1 = EOF, error or deadline passed. */
+static int read_exact(int sock, uint8_t *buf, size_t len, uint32_t deadline)
 {
     size_t got = 0;
     while (got < len) {
-        int w = wait_fd(sock, WAIT_READ, (uint32_t)USMP_TRANSPORT_STALL_MS);
+        uint32_t now = usmp_port_millis();
+        int32_t left = (int32_t)(deadline - now);
+        if (left <= 0) {
+            return -1;
+        }
+        int w = wait_fd(sock, WAIT_READ, (uint32_t)left);
         if (w <= 0) {
             return -1;
         }
@@ -145,7 +187,7 @@ static int tcp_send(usmp_transport_t *t, const uint8_t *data, size_t len)
         /* A peer that stops reading must not block the device forever. */
         int w = wait_fd(c->sock, WAIT_WRITE, (uint32_t)USMP_TRANSPORT_STALL_MS);
         if (w <= 0) {
-            close_sock(c);
+            fail_sock(c);
             return -1;
         }
         ssize_t n = send(c->sock, data + sent, len - sent, USMP_SEND_FLAGS);
@@ -154,47 +196,70 @@ static int tcp_send(usmp_transport_t *t, const uint8_t *data, size_t len)
         } else if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
             continue;
         } else {
-            close_sock(c);
+            fail_sock(c);
             return -1;
         }
     }
     return 0;
 }
 
-static int tcp_recv(usmp_transport_t *t, uint8_t *buf, size_t max_len)
+/* One whole frame: nothing within `idle_ms` gives 0; a frame that has started must be
+ * complete `frame_ms` after the wait began (or, with frame_ms = 0, USMP_TRANSPORT_STALL_MS
+ * after its first byte), else the stream is out of step: -1. */
+static int tcp_read_frame(usmp_transport_t *t, uint8_t *buf, size_t max_len, uint32_t idle_ms,
+                          uint32_t frame_ms)
 {
     usmp_socket_ctx_t *c = ctx_of(t);
     if (c == NULL || c->sock < 0 || buf == NULL) {
         return -1;
     }
+    uint32_t start = usmp_port_millis();
     /* Idle wait: nothing at all within the receive timeout is not an error. */
-    int w = wait_fd(c->sock, WAIT_READ, c->recv_timeout_ms);
+    int w = wait_fd(c->sock, WAIT_READ, idle_ms);
     if (w == 0) {
         return 0;
     }
     if (w < 0) {
-        close_sock(c);
+        fail_sock(c);
         return -1;
     }
+    uint32_t deadline = frame_ms > 0 ? start + frame_ms
+                                     : usmp_port_millis() + (uint32_t)USMP_TRANSPORT_STALL_MS;
     /* A frame has started: from here on, only a whole frame or -1. Any failure leaves the
-     * byte stream out of step, so the socket is closed. */
+     * byte stream out of step, so the socket is shut down. */
     uint8_t hdr[USMP_HEADER_SIZE];
-    if (read_exact(c->sock, hdr, sizeof hdr) != 0) {
-        close_sock(c);
+    if (read_exact(c->sock, hdr, sizeof hdr, deadline) != 0) {
+        fail_sock(c);
         return -1;
     }
     int total = usmp_frame_size(hdr, sizeof hdr);
     if (total < (int)USMP_HEADER_SIZE || (size_t)total > max_len) {
-        close_sock(c);
+        fail_sock(c);
         return -1;
     }
     memcpy(buf, hdr, sizeof hdr);
     size_t rest = (size_t)total - sizeof hdr;
-    if (rest > 0 && read_exact(c->sock, buf + sizeof hdr, rest) != 0) {
-        close_sock(c);
+    if (rest > 0 && read_exact(c->sock, buf + sizeof hdr, rest, deadline) != 0) {
+        fail_sock(c);
         return -1;
     }
     return total;
+}
+
+static int tcp_recv(usmp_transport_t *t, uint8_t *buf, size_t max_len)
+{
+    usmp_socket_ctx_t *c = ctx_of(t);
+    if (c == NULL) {
+        return -1;
+    }
+    return tcp_read_frame(t, buf, max_len, c->recv_timeout_ms, 0);
+}
+
+/* The whole frame by `timeout_ms` from now, an absolute bound (the handshake passes its
+ * remaining time here). */
+static int tcp_recv_timeout(usmp_transport_t *t, uint8_t *buf, size_t max_len, uint32_t timeout_ms)
+{
+    return tcp_read_frame(t, buf, max_len, timeout_ms, timeout_ms > 0 ? timeout_ms : 1u);
 }
 
 static int sock_available(usmp_transport_t *t)
@@ -209,6 +274,32 @@ static int sock_available(usmp_transport_t *t)
 static void sock_close(usmp_transport_t *t)
 {
     close_sock(ctx_of(t));
+}
+
+/* connect() that gives up after USMP_TRANSPORT_CONNECT_TIMEOUT_MS (a gateway that does not
+ * answer the SYN would otherwise hold usmp_reconnect for the OS's own timeout, minutes):
+ * the socket is made non-blocking for the connect, then blocking again. 0 / -1. */
+static int connect_bounded(int s, const struct sockaddr *addr, socklen_t len)
+{
+    int fl = fcntl(s, F_GETFL, 0);
+    if (fl < 0 || fcntl(s, F_SETFL, fl | O_NONBLOCK) < 0) {
+        return connect(s, addr, len); /* cannot bound it: the plain call */
+    }
+    int rc = connect(s, addr, len);
+    if (rc != 0 && (errno == EINPROGRESS || errno == EINTR)) {
+        rc = -1;
+        if (wait_fd(s, WAIT_WRITE, (uint32_t)USMP_TRANSPORT_CONNECT_TIMEOUT_MS) == 1) {
+            int err = 0;
+            socklen_t n = (socklen_t)sizeof err;
+            if (getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &n) == 0 && err == 0) {
+                rc = 0;
+            }
+        }
+    }
+    if (fcntl(s, F_SETFL, fl) < 0) {
+        return -1;
+    }
+    return rc;
 }
 
 /* Resolves c->host and connects a socket of `socktype` (SOCK_STREAM or SOCK_DGRAM) to the
@@ -234,11 +325,16 @@ static int dial(usmp_socket_ctx_t *c, int socktype)
         return -1;
     }
     for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        int s = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        int s = socket(ai->ai_family, ai->ai_socktype | USMP_SOCK_CLOEXEC, ai->ai_protocol);
         if (s < 0) {
             continue;
         }
-        if (connect(s, ai->ai_addr, ai->ai_addrlen) != 0) {
+#if !defined(USMP_SOCKETS_LWIP) && defined(FD_CLOEXEC)
+        if (USMP_SOCK_CLOEXEC == 0) {
+            (void)fcntl(s, F_SETFD, FD_CLOEXEC);
+        }
+#endif
+        if (connect_bounded(s, ai->ai_addr, ai->ai_addrlen) != 0) {
             (void)close(s);
             continue;
         }
@@ -349,11 +445,11 @@ static int udp_send(usmp_transport_t *t, const uint8_t *data, size_t len)
             return 0;
         }
         if (n >= 0) {
-            close_sock(c); /* a datagram socket never sends part of a datagram */
+            fail_sock(c); /* a datagram socket never sends part of a datagram */
             return -1;
         }
         if (!udp_transient(errno)) {
-            close_sock(c);
+            fail_sock(c);
             return -1;
         }
     }
@@ -380,7 +476,7 @@ static int udp_recv_wait(usmp_transport_t *t, uint8_t *buf, size_t max_len, uint
             return 0;
         }
         if (w < 0) {
-            close_sock(c);
+            fail_sock(c);
             return -1;
         }
         ssize_t n = recv(c->sock, buf, max_len, USMP_UDP_RECV_FLAGS);
@@ -390,7 +486,7 @@ static int udp_recv_wait(usmp_transport_t *t, uint8_t *buf, size_t max_len, uint
         /* n > max_len: oversize (MSG_TRUNC), dropped. n == 0: an empty datagram, dropped.
          * n < 0: a pending ICMP error or a spurious wake-up means nothing arrived. */
         if (n < 0 && !udp_transient(errno)) {
-            close_sock(c);
+            fail_sock(c);
             return -1;
         }
         if (usmp_port_millis() - start >= timeout_ms) {
@@ -450,6 +546,7 @@ static void fill(usmp_transport_t *t, usmp_socket_ctx_t *c, int socktype)
     if (socktype == SOCK_STREAM) {
         t->send = tcp_send;
         t->recv = tcp_recv;
+        t->recv_timeout = tcp_recv_timeout;
         t->reconnect = tcp_reconnect;
     } else {
         t->send = udp_send;

@@ -20,10 +20,17 @@ extern "C" {
 #define USMP_TRANSPORT_RECV_TIMEOUT_MS 1000
 #endif
 
-/** TCP: once a frame has started arriving (or a send is under way), the transport gives
- *  up with -1 when no byte moves for this long (ms). */
+/** TCP: a frame that has started arriving must be complete this long after its first byte
+ *  (an absolute bound: a peer trickling bytes cannot stretch it), and a send gives up with
+ *  -1 when no byte moves for this long (ms). */
 #ifndef USMP_TRANSPORT_STALL_MS
 #define USMP_TRANSPORT_STALL_MS 2000
+#endif
+
+/** How long dialling (TCP connect) may take before the transport gives up (ms): init and
+ *  reconnect return -1 then, instead of waiting for the OS's own SYN timeout. */
+#ifndef USMP_TRANSPORT_CONNECT_TIMEOUT_MS
+#define USMP_TRANSPORT_CONNECT_TIMEOUT_MS 10000
 #endif
 
 /** Longest host name or address literal the socket transports keep (bytes, with NUL). */
@@ -45,12 +52,16 @@ typedef struct usmp_socket_ctx_t {
  * in turn), sets TCP_NODELAY and fills in every member of *t. Returns 0, or -1 with nothing
  * allocated and *t zeroed.
  *
+ * Dialling gives up after USMP_TRANSPORT_CONNECT_TIMEOUT_MS; the socket is close-on-exec.
+ *
  * The callbacks: recv returns one whole frame, 0 after the receive timeout with nothing
- * received, -1 on EOF, socket error, a stall inside a frame, a header usmp_frame_size
- * refuses or a frame above max_len; send writes all bytes or returns -1 (never SIGPIPE);
- * available is a zero-timeout poll; close keeps the context; reconnect closes and dials
- * again; destroy closes and frees a context that *_init allocated, then sets t->ctx = NULL.
- * After a -1 from send or recv the socket is already closed (the stream is out of step).
+ * received, -1 on EOF, socket error, a frame not complete USMP_TRANSPORT_STALL_MS after its
+ * first byte, a header usmp_frame_size refuses or a frame above max_len; recv_timeout the
+ * same with the whole frame due within timeout_ms (the handshake's remaining time); send
+ * writes all bytes or returns -1 (never SIGPIPE); available is a zero-timeout poll; close
+ * keeps the context; reconnect closes and dials again; destroy closes and frees a context
+ * that *_init allocated, then sets t->ctx = NULL. After a -1 from send or recv the socket
+ * is shut down (the stream is out of step) and closed by the next close or reconnect.
  * Every callback returns -1 (or does nothing) for a NULL t, a NULL ctx or a closed socket.
  */
 int usmp_transport_tcp_init(usmp_transport_t *t, const char *host, int port);
