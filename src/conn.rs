@@ -125,6 +125,15 @@ fn header_seq(d: &[u8]) -> u32 {
 const HS_DGRAM: u8 = 1;
 const HS_HELLO_ACK_ACKED: u8 = 2;
 const HS_PENDING: u8 = 4;
+const HS_COOKIE_ACKED: u8 = 8;
+
+/// What a datagram handshake has to do ([`Connecting::poll_transmit`]).
+enum Due {
+    Nothing,
+    Resend,
+    Hello,
+    Restart,
+}
 
 // The frame a handshake has in flight (or is about to send).
 const F_NONE: u8 = 0;
@@ -204,9 +213,14 @@ impl Connecting {
     }
 
     /// The frame to send now, if any, written into `out` ([`SMALL_FRAME`] bytes): the first
-    /// HELLO, the answer to the last frame received, a retransmission, or (datagram, no
-    /// CHALLENGE yet) a plain HELLO again every [`HELLO_RESEND_MS`]. `Err` when a frame ran
-    /// out of attempts ([`Error::Timeout`]).
+    /// HELLO, the answer to the last frame received, or a retransmission. On a datagram link
+    /// the handshake also recovers from forgeries and loss by itself, until its deadline:
+    /// while no CHALLENGE came (and the gateway did not take a cookie HELLO) a plain HELLO
+    /// goes out again every [`HELLO_RESEND_MS`] (a fresh cookie round: a forged HELLO_RETRY
+    /// costs one round); when more than one CHALLENGE was answered (one was forged, and the
+    /// gateway has refused our HELLO_ACK for it) and no SESSION_OK comes, it starts again
+    /// from HELLO. A frame that runs out of attempts is not retransmitted further; the
+    /// deadline decides ([`Connecting::check_deadline`]).
     pub fn poll_transmit(
         &mut self,
         now: u32,
@@ -215,36 +229,31 @@ impl Connecting {
         out: &mut [u8],
         stats: &mut Stats,
     ) -> Result<Option<usize>, Error> {
+        let dgram = self.datagram();
         if self.flags & HS_PENDING == 0 {
-            if !self.datagram() || self.hs.is_done() {
+            if !dgram || self.hs.is_done() {
                 return Ok(None);
             }
-            if self.frame == F_NONE {
-                if self.hs.awaiting_session_ok()
-                    || now.wrapping_sub(self.hello_at) < HELLO_RESEND_MS
-                {
-                    return Ok(None);
+            match self.due(now, t) {
+                Due::Nothing => return Ok(None),
+                Due::Resend => bump(&mut stats.retransmits),
+                Due::Hello => {
+                    self.frame = F_HELLO;
+                    self.attempt = 0;
                 }
-                // No answer to our HELLO: ask again (a fresh cookie round on v2).
-                self.frame = F_HELLO;
-                self.attempt = 0;
-            } else {
-                let due = self
-                    .rto
-                    .timeout_ms(self.attempt.saturating_sub(1), t.fixed_rto_ms);
-                if now.wrapping_sub(self.sent_at) < due {
-                    return Ok(None);
+                Due::Restart => {
+                    self.hs.restart();
+                    self.flags &= !HS_HELLO_ACK_ACKED;
+                    self.frame = F_HELLO;
+                    self.attempt = 0;
                 }
-                if self.attempt >= t.attempts.max(1) {
-                    return Err(Error::Timeout);
-                }
-                bump(&mut stats.retransmits);
             }
         }
         self.flags &= !HS_PENDING;
         let n = match self.frame {
             F_HELLO => {
                 self.hello_at = now;
+                self.flags &= !HS_COOKIE_ACKED;
                 self.hs.hello(None, out)
             }
             F_COOKIE_HELLO => self.hs.hello(Some(&self.cookie), out),
@@ -256,31 +265,60 @@ impl Connecting {
         }
         self.sent_at = now;
         self.attempt = self.attempt.saturating_add(1);
-        if !self.datagram() {
+        if !dgram {
             // A stream delivers it: nothing stays in flight.
             self.frame = F_NONE;
         }
         Ok(Some(n))
     }
 
+    /// What a datagram handshake with nothing pending has to do at `now`.
+    fn due(&mut self, now: u32, t: Timing) -> Due {
+        if self.frame != F_NONE {
+            let wait = self.rto.timeout_ms(self.attempt.saturating_sub(1), t.fixed_rto_ms);
+            if now.wrapping_sub(self.sent_at) >= wait {
+                if self.attempt < t.attempts.max(1) {
+                    return Due::Resend;
+                }
+                // Out of attempts: this frame is given up; the timers below go on.
+                self.frame = F_NONE;
+            }
+        }
+        let quiet = now.wrapping_sub(self.sent_at) >= HELLO_RESEND_MS;
+        if self.hs.awaiting_session_ok() {
+            if self.frame == F_NONE && quiet && self.hs.answered() > 1 {
+                return Due::Restart;
+            }
+        } else if self.flags & HS_COOKIE_ACKED == 0
+            && now.wrapping_sub(self.hello_at) >= self.hello_every()
+        {
+            return Due::Hello;
+        }
+        Due::Nothing
+    }
+
+    /// How often a plain HELLO goes out while no CHALLENGE comes: every [`HELLO_RESEND_MS`],
+    /// and twice that while a cookie HELLO (not yet acknowledged) is being sent.
+    fn hello_every(&self) -> u32 {
+        if self.frame == F_COOKIE_HELLO {
+            2 * HELLO_RESEND_MS
+        } else {
+            HELLO_RESEND_MS
+        }
+    }
+
     /// Milliseconds until something is due ([`Connecting::poll_transmit`] or the
-    /// deadline), at least 1.
+    /// deadline), at least 1. A datagram handshake wakes up at least every
+    /// [`HELLO_RESEND_MS`] (a wait may end early, never late).
     pub fn timeout(&self, now: u32, t: Timing) -> u32 {
         let elapsed = now.wrapping_sub(self.start);
         let mut wait = HANDSHAKE_TIMEOUT_MS.saturating_sub(elapsed);
         if self.datagram() {
-            let (since, due) = match self.frame {
-                // Waiting for SESSION_OK: wake up now and then all the same (a wait may end
-                // early, never late).
-                F_NONE if self.hs.awaiting_session_ok() => (now, HELLO_RESEND_MS),
-                F_NONE => (self.hello_at, HELLO_RESEND_MS),
-                _ => (
-                    self.sent_at,
-                    self.rto
-                        .timeout_ms(self.attempt.saturating_sub(1), t.fixed_rto_ms),
-                ),
-            };
-            wait = wait.min(due.saturating_sub(now.wrapping_sub(since)));
+            wait = wait.min(HELLO_RESEND_MS);
+            if self.frame != F_NONE {
+                let due = self.rto.timeout_ms(self.attempt.saturating_sub(1), t.fixed_rto_ms);
+                wait = wait.min(due.saturating_sub(now.wrapping_sub(self.sent_at)));
+            }
         }
         wait.max(1)
     }
@@ -330,8 +368,12 @@ impl Connecting {
                 _ => 0,
             };
             if acked != 0 && datagram::utack_matches(d, acked, 0, None) {
-                if self.frame == F_HELLO_ACK {
-                    self.flags |= HS_HELLO_ACK_ACKED;
+                match self.frame {
+                    F_HELLO_ACK => self.flags |= HS_HELLO_ACK_ACKED,
+                    // The gateway took the cookie: its handshake is under way, and its own
+                    // retransmissions bring the CHALLENGE.
+                    F_COOKIE_HELLO => self.flags |= HS_COOKIE_ACKED,
+                    _ => {}
                 }
                 if self.attempt == 1 {
                     self.rto.sample(now.wrapping_sub(self.sent_at));

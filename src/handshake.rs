@@ -176,6 +176,23 @@ impl HsCore {
         self.state == AWAIT_SESSION_OK
     }
 
+    /// CHALLENGEs answered so far.
+    pub(crate) fn answered(&self) -> usize {
+        usize::from(self.answered)
+    }
+
+    /// Back to the start (datagram): the CHALLENGEs answered are forgotten; the ephemeral
+    /// key stays (no session was made with it).
+    pub(crate) fn restart(&mut self) {
+        if self.state == AWAIT_SESSION_OK {
+            for c in &mut self.candidates {
+                c.zeroize();
+            }
+            self.answered = 0;
+            self.state = AWAIT_CHALLENGE;
+        }
+    }
+
     pub(crate) fn is_done(&self) -> bool {
         self.state != AWAIT_CHALLENGE && self.state != AWAIT_SESSION_OK
     }

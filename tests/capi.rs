@@ -354,3 +354,43 @@ fn device_id_from_seed_is_keyed_and_local() {
         "USMP_ERR_INVALID_ARG"
     );
 }
+
+#[test]
+fn frames_in_flight_under_the_old_key_survive_a_device_rekey() {
+    // The gateway sealed an echo under the old key before it read our REKEY; it arrives
+    // after we switched. Before: USMP_ERR_CRYPTO_FAILED ended the session. Now the previous
+    // key opens it (the grace period), in order, and the next frames use the new key.
+    let mut g = Gateway::new(Version::V2, PSK);
+    let mut t = transport(&mut g);
+    let mut c = ctx(0);
+    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    assert_eq!(unsafe { usmp_send(&mut *c, b"in flight".as_ptr(), 9) }, 0);
+    assert_eq!(g.to_device.len(), 1, "the echo waits, sealed under the old key");
+    assert_eq!(unsafe { usmp_rekey(&mut *c) }, 0);
+    let mut buf = [0u8; 64];
+    assert_eq!(recv_message(&mut c, &mut buf), 9);
+    assert_eq!(&buf[..9], b"in flight");
+    assert_eq!(unsafe { usmp_send(&mut *c, b"new key".as_ptr(), 7) }, 0);
+    assert_eq!(recv_message(&mut c, &mut buf), 7);
+    assert_eq!(&buf[..7], b"new key");
+    // The old key's grace ended with the first frame under the new one: an old-key frame
+    // now is refused.
+    assert!(unsafe { usmp_is_connected(&*c) });
+}
+
+#[test]
+fn connect_reads_a_transport_that_is_the_contexts_own_field() {
+    // usmp_connect(ctx, &ctx->transport): the transport is read by value before the
+    // context is written (Miri checks there are no aliasing references).
+    let mut g = Gateway::new(Version::V2, PSK);
+    let mut c = ctx(0);
+    c.transport = transport(&mut g);
+    // Both pointers from one raw pointer, as a C caller has them.
+    let p: *mut usmp_t = &mut *c;
+    let own = unsafe { std::ptr::addr_of_mut!((*p).transport) };
+    assert_eq!(unsafe { usmp_connect(p, own) }, 0);
+    assert_eq!(unsafe { usmp_send(&mut *c, b"x".as_ptr(), 1) }, 0);
+    let mut buf = [0u8; 8];
+    assert_eq!(recv_message(&mut c, &mut buf), 1);
+    unsafe { usmp_close(&mut *c) };
+}

@@ -68,7 +68,19 @@ struct Gw {
     /// Send a PING before acknowledging the next DATA from the device (it crosses our send).
     ping_before_ack: bool,
     pongs: usize,
+    /// The gateway has gone: it answers and acknowledges nothing.
     silent: bool,
+    /// Every wait with nothing on the wire gets a junk datagram after 100 ms instead.
+    junk: bool,
+    /// The clock never moves (a broken usmp_port_millis): waits return at once.
+    frozen: bool,
+    /// Acknowledge session datagrams at once, with the current key, before opening them
+    /// (what the real gateway's UDP transport does).
+    ack_before_auth: bool,
+    /// Drop this many of the device's UTACKs for gateway frames of this type.
+    drop_device_acks: Option<(u8, usize)>,
+    /// Forged datagrams that arrive just before the gateway's first frame of a type.
+    forge_before: Vec<(u8, Vec<u8>)>,
 }
 
 impl Gw {
@@ -96,10 +108,38 @@ impl Gw {
             ping_before_ack: false,
             pongs: 0,
             silent: false,
+            junk: false,
+            frozen: false,
+            ack_before_auth: false,
+            drop_device_acks: None,
+            forge_before: Vec::new(),
         })
     }
 
+    fn new_responder(version: Version) -> Responder<'static> {
+        Responder::new(version, PSK, &[0x55; 32], &[0x40; 32], b"0123456789abcdef").unwrap()
+    }
+
+    /// A gateway-initiated REKEY (v2), sent reliably under the old key.
+    fn start_rekey(&mut self, salt: [u8; 32]) {
+        let key = self.tx_key();
+        let mut buf = [0u8; MAX_FRAME];
+        let n = self
+            .session
+            .as_mut()
+            .unwrap()
+            .start_rekey(&salt, &mut buf)
+            .unwrap();
+        self.queue(buf[..n].to_vec(), key);
+    }
+
     fn emit(&mut self, d: Vec<u8>) {
+        if d.len() >= 12 && d[..2] == [0xCD, 0xAB] {
+            if let Some(i) = self.forge_before.iter().position(|(t, _)| *t == d[3]) {
+                let (_, forged) = self.forge_before.remove(i);
+                self.net.push_back(forged);
+            }
+        }
         self.down_count += 1;
         let k = self.down_count;
         self.down.apply(k, d, &mut self.net);
@@ -144,7 +184,16 @@ impl Gw {
     }
 
     fn handle(&mut self, d: Vec<u8>) {
+        if self.silent {
+            return; // the gateway has gone: nothing is answered or acknowledged
+        }
         if datagram::is_utack(&d) {
+            if let Some((t, n)) = self.drop_device_acks.as_mut() {
+                if d.get(2) == Some(t) && *n > 0 {
+                    *n -= 1;
+                    return;
+                }
+            }
             self.utacks_from_device += 1;
             if let Some((f, key)) = self.outq.front().cloned() {
                 let seq = u32::from_le_bytes(f[4..8].try_into().unwrap());
@@ -161,11 +210,14 @@ impl Gw {
             return;
         };
         if !ty.is_encrypted() {
+            let p = frame::payload(&d, &h);
+            if ty == FrameType::Hello && self.cookie_round && p.len() == 54 && p[38..] != COOKIE {
+                return; // a wrong cookie: ignored, not even acknowledged (as the real gateway)
+            }
             self.ack(h.ty, h.seq, None);
             if h.ty <= self.last_hs_type {
                 return; // duplicate handshake frame
             }
-            let p = frame::payload(&d, &h);
             if ty == FrameType::Hello && self.cookie_round && p.len() == 38 {
                 let mut out = [0u8; MAX_FRAME];
                 let n = frame::encode(
@@ -179,27 +231,31 @@ impl Gw {
                 self.emit(out[..n].to_vec()); // plain sendto, no retransmission
                 return;
             }
-            if ty == FrameType::Hello && self.cookie_round {
-                assert_eq!(&p[38..], &COOKIE, "cookie not echoed");
-            }
             self.last_hs_type = h.ty;
             let mut out = [0u8; MAX_FRAME];
             match self.hs.as_mut().map(|hs| hs.receive(&d, &mut out)) {
                 Some(Ok(ResponderStep::Send(n))) => self.queue(out[..n].to_vec(), None),
-                Some(Err(usmp::Error::AuthFailed)) => {
-                    // The real gateway refuses silently.
-                    self.hs = None;
-                    self.silent = true;
-                }
                 Some(Ok(ResponderStep::Established(n, mut s))) => {
                     s.set_datagram(true);
                     self.session = Some(s);
                     self.hs = None;
                     self.queue(out[..n].to_vec(), None);
                 }
-                other => panic!("gateway handshake: {other:?}"),
+                Some(Err(_)) => {
+                    // The real gateway refuses silently and forgets the handshake: only a new
+                    // HELLO (and cookie round) starts another.
+                    self.hs = Some(Self::new_responder(self.version));
+                    self.last_hs_type = 0;
+                    self.outq.clear();
+                }
+                None => {}
             }
             return;
+        }
+        if self.ack_before_auth {
+            let key = (self.version == Version::V2)
+                .then(|| *self.session.as_ref().map(|s| s.rx_key()).unwrap_or(&[0; 32]));
+            self.ack(h.ty, h.seq, key.as_ref());
         }
         let Some(s) = self.session.as_mut() else {
             return;
@@ -223,7 +279,9 @@ impl Gw {
             self.outq.push_back((buf[..n].to_vec(), key));
             self.emit(buf[..n].to_vec());
         }
-        self.ack(h.ty, h.seq, rx_key.as_ref());
+        if !self.ack_before_auth {
+            self.ack(h.ty, h.seq, rx_key.as_ref());
+        }
         let s = self.session.as_mut().unwrap();
         if o.freshness() != Freshness::Fresh {
             return;
@@ -304,6 +362,17 @@ unsafe extern "C" fn t_recv_timeout(
             unsafe { std::ptr::copy_nonoverlapping(d.as_ptr(), buf, d.len()) };
             port::advance(1);
             d.len() as c_int
+        }
+        None if g.frozen => 0,
+        None if g.junk && ms >= 100 => {
+            // Someone keeps sending rubbish from the gateway's address: one every 100 ms.
+            port::advance(100);
+            let junk = [0xCD, 0xAB, 2, 5, 9, 0, 0, 0, 28, 0, 0, 0];
+            let mut f = junk.to_vec();
+            f.extend_from_slice(&[0x5A; 28]);
+            let n = f.len().min(max);
+            unsafe { std::ptr::copy_nonoverlapping(f.as_ptr(), buf, n) };
+            n as c_int
         }
         None => {
             // Nothing on the wire: time passes, and the gateway's retransmission timer fires.
@@ -720,4 +789,142 @@ fn a_ping_crossing_our_send_is_answered_without_a_retransmission() {
         "the gateway's PING is still unacknowledged"
     );
     assert_eq!(stats(&c).retransmits, 0);
+}
+
+// ------------------------------------------------------------------ issue H: bounds, REKEY,
+// forgeries
+
+/// A forged copy of a gateway handshake frame of type `ty` with payload `p` (valid CRC).
+fn forged(v: Version, ty: FrameType, p: &[u8]) -> Vec<u8> {
+    let mut out = [0u8; MAX_FRAME];
+    let n = frame::encode(&mut out, v, ty as u8, 0, p).unwrap();
+    out[..n].to_vec()
+}
+
+#[test]
+fn recv_returns_by_its_deadline_while_junk_keeps_arriving() {
+    // Before: every dropped datagram restarted the wait, and a junk datagram each 100 ms
+    // held usmp_recv forever. Now the call ends at recv_timeout_ms (default 1000) anyway.
+    for v in [Version::V1, Version::V2] {
+        let (mut g, mut c) = connected(v);
+        g.junk = true;
+        let before = stats(&c).rejected;
+        let t0 = port::now();
+        let mut buf = [0u8; 64];
+        let n = unsafe { usmp_recv(&mut *c, buf.as_mut_ptr(), buf.len() as u16) };
+        let took = port::now().wrapping_sub(t0);
+        assert_eq!(n, 0, "{v:?}: {}", name(n));
+        assert!(took <= 1000 + 200, "{v:?}: usmp_recv took {took} ms");
+        assert!(stats(&c).rejected - before >= 8, "{v:?}: the junk was read and counted");
+        assert!(unsafe { usmp_is_connected(&*c) });
+        // A shorter budget is honoured too.
+        c.recv_timeout_ms = 300;
+        let t0 = port::now();
+        assert_eq!(unsafe { usmp_recv(&mut *c, buf.as_mut_ptr(), 64) }, 0);
+        assert!(port::now().wrapping_sub(t0) <= 300 + 200);
+    }
+}
+
+#[test]
+fn a_frozen_clock_cannot_make_a_wait_endless() {
+    // usmp_port_millis stops (a broken timer): a send without acknowledgements still ends
+    // after its attempts, a receive after its budget, measured by the waits themselves.
+    for v in [Version::V1, Version::V2] {
+        let (mut g, mut c) = connected(v);
+        g.frozen = true;
+        g.silent = true;
+        let mut buf = [0u8; 16];
+        assert_eq!(unsafe { usmp_recv(&mut *c, buf.as_mut_ptr(), 16) }, 0, "{v:?}");
+        let rc = unsafe { usmp_send(&mut *c, b"x".as_ptr(), 1) };
+        assert_eq!(name(rc), "USMP_ERR_TIMEOUT", "{v:?}");
+        assert!(!unsafe { usmp_is_connected(&*c) });
+    }
+}
+
+#[test]
+fn device_rekey_survives_a_lost_acknowledgement() {
+    // The gateway switches keys when it takes our REKEY; its UTACK is lost; it acknowledges
+    // the retransmission (at once, before authentication, as the real one does) under the
+    // NEW key. Before: the device checked the old key only and ended with TIMEOUT.
+    let (mut g, mut c) = connected(Version::V2);
+    g.ack_before_auth = true;
+    g.lose_acks = Some((FrameType::Rekey as u8, 1));
+    let rc = unsafe { usmp_rekey(&mut *c) };
+    assert_eq!(rc, 0, "{}", name(rc));
+    assert_eq!(echo(&mut c, b"after the rekey"), b"after the rekey");
+    assert!(stats(&c).retransmits >= 1);
+}
+
+#[test]
+fn gateway_rekey_survives_a_lost_acknowledgement() {
+    // The device takes the gateway's REKEY and acknowledges it under the old key; that
+    // UTACK is lost; the gateway sends the REKEY again, under the old key. Before: the device
+    // (already on the new keys) dropped it as forged and never acknowledged it again, and
+    // the gateway's ARQ stalled. Now it is re-acknowledged under the previous key.
+    let (mut g, mut c) = connected(Version::V2);
+    g.drop_device_acks = Some((FrameType::Rekey as u8, 1));
+    g.start_rekey([7; 32]);
+    let mut buf = [0u8; 64];
+    for _ in 0..10 {
+        assert!(unsafe { usmp_recv(&mut *c, buf.as_mut_ptr(), 64) } >= 0);
+    }
+    assert!(g.outq.is_empty(), "the gateway's REKEY was never acknowledged");
+    assert_eq!(echo(&mut c, b"new keys both ways"), b"new keys both ways");
+    assert!(stats(&c).duplicates >= 1);
+}
+
+#[test]
+fn forged_session_ok_over_udp_is_dropped_not_an_auth_failure() {
+    // One spoofed SESSION_OK (valid CRC, wrong MAC) before the gateway's own. Before: the
+    // handshake ended with AUTH_FAILED, sending operators to check their PSK.
+    for v in [Version::V1, Version::V2] {
+        let mut g = Gw::new(v);
+        g.forge_before
+            .push((FrameType::SessionOk as u8, forged(v, FrameType::SessionOk, &[0x33; 48])));
+        let mut t = transport(&mut g);
+        let mut c = ctx(v);
+        let rc = unsafe { usmp_connect(&mut *c, &mut t) };
+        assert_eq!(rc, 0, "{v:?}: {}", name(rc));
+        assert!(stats(&c).rejected >= 1);
+        assert_eq!(echo(&mut c, b"ok"), b"ok");
+    }
+}
+
+#[test]
+fn forged_hello_retry_first_costs_one_cookie_round() {
+    // A forged HELLO_RETRY (a bogus cookie) beats the gateway's own: the device's cookie
+    // HELLO is ignored by the gateway, so the device asks again with a plain HELLO and
+    // completes with the real cookie. Before: the real HELLO_RETRY was taken for a
+    // duplicate and the handshake never completed.
+    let v = Version::V2;
+    let mut g = Gw::new(v);
+    g.forge_before
+        .push((FrameType::HelloRetry as u8, forged(v, FrameType::HelloRetry, &[0xEE; 16])));
+    let mut t = transport(&mut g);
+    let mut c = ctx(v);
+    let rc = unsafe { usmp_connect(&mut *c, &mut t) };
+    assert_eq!(rc, 0, "{}", name(rc));
+    assert_eq!(echo(&mut c, b"ok"), b"ok");
+}
+
+#[test]
+fn forged_challenge_first_still_connects() {
+    // A forged CHALLENGE arrives before the gateway's: the device answers both; the gateway
+    // refuses our HELLO_ACK for the forged one and forgets its handshake, so the device
+    // starts again from HELLO and completes within the deadline. Before: the real CHALLENGE
+    // was taken for a duplicate and the handshake failed.
+    for v in [Version::V1, Version::V2] {
+        let mut g = Gw::new(v);
+        let mut p = [0x21u8; 64];
+        p[32..].copy_from_slice(&usmp::crypto::x25519_public(&[0x77; 32]));
+        g.forge_before
+            .push((FrameType::Challenge as u8, forged(v, FrameType::Challenge, &p)));
+        let mut t = transport(&mut g);
+        let mut c = ctx(v);
+        let t0 = port::now();
+        let rc = unsafe { usmp_connect(&mut *c, &mut t) };
+        assert_eq!(rc, 0, "{v:?}: {}", name(rc));
+        assert!(port::now().wrapping_sub(t0) < usmp::HANDSHAKE_TIMEOUT_MS);
+        assert_eq!(echo(&mut c, b"ok"), b"ok");
+    }
 }
