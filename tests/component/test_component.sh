@@ -261,20 +261,8 @@ grep -q "usmp: Rust target thumbv7em-none-eabihf" "$work/last.log" \
 check "build it (the core alone: bare metal has no socket glue)" cmake --build "$work/b-m4"
 check "install it" cmake --install "$work/b-m4" --prefix "$work/prefix-m4"
 [ -f "$work/prefix-m4/lib/libusmp_core.a" ] && ok "installed the thumbv7em core" || bad "no core installed"
-mkdir -p "$work/probe"
-cp "$root/tools/size/probe.c" "$work/probe/probe.c"
-cat >"$work/probe/CMakeLists.txt" <<'EOF'
-cmake_minimum_required(VERSION 3.16)
-project(usmp_probe C)
-find_package(usmp CONFIG REQUIRED)
-add_executable(probe.elf probe.c)
-target_compile_options(probe.elf PRIVATE -Os -ffreestanding -ffunction-sections -fdata-sections)
-target_link_options(probe.elf PRIVATE -nostdlib -nostartfiles -Wl,--gc-sections
-                    -Wl,-e,Reset_Handler -Wl,-z,noexecstack)
-target_link_libraries(probe.elf PRIVATE usmp::usmp gcc)
-EOF
 check "configure the bare-metal probe (find_package, Cortex-M4)" \
-  cmake -S "$work/probe" -B "$work/b-probe" "${gen[@]}" \
+  cmake -S "$root/tests/component/probe" -B "$work/b-probe" "${gen[@]}" \
         -DCMAKE_TOOLCHAIN_FILE="$work/tc/cortex-m4.cmake" -DCMAKE_PREFIX_PATH="$work/prefix-m4"
 check "link tools/size/probe.c (the whole C API) with --gc-sections" cmake --build "$work/b-probe"
 if arm-none-eabi-nm "$work/b-probe/probe.elf" 2>/dev/null | grep -q ' T usmp_connect$'; then
