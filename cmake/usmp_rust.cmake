@@ -1,15 +1,22 @@
 # usmp_rust.cmake: building the Rust core of usmp from CMake, shared by the plain CMake
 # build and the ESP-IDF component (both in the root CMakeLists.txt).
 #
-#   usmp_rust_find_tools()                        USMP_CARGO, USMP_RUSTC (cache)
+#   usmp_rust_find_tools([WHY <text>] [INSTALL <text>])   USMP_CARGO, USMP_RUSTC (cache)
 #   usmp_rust_triple_for_idf_target(<idf_target> <out_triple> <out_toolchain>)
+#   usmp_rust_idf_select(<idf_target> <triple> <toolchain> <component_dir> <from_source>
+#                        <out_prebuilt_lib> <out_extra_cargo_args>)
 #   usmp_rust_guess_triple(<out_triple> <out_reason>)   from the CMake toolchain
 #   usmp_rust_check_target(<triple> <toolchain> <out_extra_cargo_args>)
 #   usmp_rust_add_staticlib(NAME <target> [ALL] SOURCE_DIR <dir> TARGET_DIR <dir>
 #                           [TRIPLE <triple>] [TOOLCHAIN <toolchain>]
 #                           [EXTRA_ARGS <arg>...] OUTPUT_VARIABLE <var>)
+#   usmp_rust_build_std_args(<crate_dir> <extra_args_var>)   -Zbuild-std without vendor/
 #   usmp_rust_source_hash(<crate_dir> <out>)      SHA-256 over Cargo.lock, Cargo.toml, src/
-#   usmp_rust_find_prebuilt(<crate_dir> <out> <dir>...)   lib/<dir>/libusmp.a, if current
+#   usmp_rust_find_prebuilt(<crate_dir> <out> <dir>...)   lib/<dir>/libusmp_core.a, if current
+#
+# The core's archive is libusmp_core.a (usmp_core.lib with MSVC): cargo names it libusmp.a
+# after the crate, and the build copies it, so that it never shares a name with a C library
+# called usmp (the ESP-IDF component's libusmp.a, say) in build logs and link maps.
 #
 # As a script, it prints the source hash (scripts/pack-component.sh stamps prebuilt cores
 # with it):  cmake -DUSMP_SOURCE_HASH_OF=<crate_dir> -P cmake/usmp_rust.cmake
@@ -24,20 +31,30 @@ include_guard(GLOBAL)
 
 # Finds cargo and rustc (~/.cargo/bin and $CARGO_HOME/bin are searched too, since IDEs and
 # the ESP-IDF shell often start without them on PATH). -DUSMP_CARGO=... overrides.
+# WHY: a sentence put in front of the "not found" message (why this build needs Rust);
+# INSTALL: what to install, replacing the default advice (https://rustup.rs).
 function(usmp_rust_find_tools)
+  cmake_parse_arguments(A "" "WHY;INSTALL" "" ${ARGN})
+  set(_why "")
+  if(A_WHY)
+    set(_why "${A_WHY} ")
+  endif()
+  set(_install "install a Rust toolchain (https://rustup.rs)")
+  if(A_INSTALL)
+    set(_install "${A_INSTALL}")
+  endif()
   find_program(USMP_CARGO cargo HINTS "$ENV{HOME}/.cargo/bin" "$ENV{CARGO_HOME}/bin")
   if(NOT USMP_CARGO)
     message(FATAL_ERROR
-      "usmp: cargo not found. The protocol core is written in Rust: install a Rust toolchain "
-      "(https://rustup.rs), or point USMP_CARGO at the cargo executable "
-      "(-DUSMP_CARGO=/path/to/cargo).")
+      "usmp: cargo not found. ${_why}The protocol core is written in Rust: ${_install}, or "
+      "point USMP_CARGO at the cargo executable (-DUSMP_CARGO=/path/to/cargo).")
   endif()
   get_filename_component(_cargo_dir "${USMP_CARGO}" DIRECTORY)
   find_program(USMP_RUSTC rustc HINTS "${_cargo_dir}" "$ENV{HOME}/.cargo/bin" "$ENV{CARGO_HOME}/bin")
   if(NOT USMP_RUSTC)
     message(FATAL_ERROR
-      "usmp: found cargo (${USMP_CARGO}) but no rustc next to it. Install a complete Rust "
-      "toolchain (https://rustup.rs) or set -DUSMP_RUSTC=/path/to/rustc.")
+      "usmp: found cargo (${USMP_CARGO}) but no rustc next to it. ${_why}Install a complete "
+      "Rust toolchain (https://rustup.rs) or set -DUSMP_RUSTC=/path/to/rustc.")
   endif()
 endfunction()
 
@@ -85,6 +102,43 @@ function(usmp_rust_triple_for_idf_target idf_target out_triple out_toolchain)
   endif()
   set(${out_triple} "${_t}" PARENT_SCOPE)
   set(${out_toolchain} "${_tc}" PARENT_SCOPE)
+endfunction()
+
+# ESP-IDF: how the component gets its core for <idf_target> (Rust <triple> with rustup
+# <toolchain>, "" = the default; usmp_rust_triple_for_idf_target gives both). Sets
+# <out_prebuilt_lib> to a prebuilt <component_dir>/lib/<idf_target or triple>/libusmp_core.a
+# whose stamp matches (unless <from_source> is true), else to "" after checking that cargo
+# and the target are there: when not, configuration stops with a message that names what
+# to install for this chip (Xtensa: espup's toolchain; RISC-V: stable Rust and the target).
+# <out_extra_cargo_args> as usmp_rust_check_target. Script-safe (tests/component runs it).
+function(usmp_rust_idf_select idf_target triple toolchain component_dir from_source
+         out_lib out_extra_args)
+  set(${out_extra_args} "" PARENT_SCOPE)
+  set(_lib "")
+  if(NOT from_source)
+    usmp_rust_find_prebuilt("${component_dir}" _lib "${idf_target}" "${triple}")
+  endif()
+  set(${out_lib} "${_lib}" PARENT_SCOPE)
+  if(_lib)
+    return()
+  endif()
+  if(toolchain STREQUAL "esp")
+    string(CONCAT _install
+      "ESP32, ESP32-S2 and ESP32-S3 (Xtensa) need Espressif's Rust toolchain: "
+      "`cargo install espup --locked && espup install` (Rust itself from https://rustup.rs), "
+      "then `. $HOME/export-esp.sh` in the shell that runs idf.py")
+  elseif(triple STREQUAL "")
+    set(_install "install Rust (https://rustup.rs)")
+  else()
+    string(CONCAT _install
+      "install Rust (https://rustup.rs) and `rustup target add ${triple}`, or use the "
+      "component archive from the registry, which ships prebuilt cores for the RISC-V chips")
+  endif()
+  usmp_rust_find_tools(
+    WHY "IDF_TARGET ${idf_target} needs the Rust core built from source (no prebuilt core in ${component_dir}/lib fits it, or menuconfig asks for a source build)."
+    INSTALL "${_install}")
+  usmp_rust_check_target("${triple}" "${toolchain}" _extra)
+  set(${out_extra_args} "${_extra}" PARENT_SCOPE)
 endfunction()
 
 # Plain CMake cross builds with an empty USMP_RUST_TARGET: derive the triple from the
@@ -264,10 +318,13 @@ endfunction()
 # `cargo rustc --crate-type staticlib` rather than `cargo build`: with the mixed
 # staticlib+rlib crate-type of Cargo.toml, cargo silently drops `lto = true`. The command
 # reruns when a src/*.rs file, Cargo.toml or Cargo.lock changes. Sets OUTPUT_VARIABLE to
-# the archive's path.
+# the archive's path (libusmp_core.a, next to cargo's libusmp.a).
 function(usmp_rust_add_staticlib)
-  cmake_parse_arguments(A "ALL" "NAME;SOURCE_DIR;TARGET_DIR;TRIPLE;TOOLCHAIN;PROFILE;OUTPUT_VARIABLE"
+  cmake_parse_arguments(A "ALL" "NAME;SOURCE_DIR;TARGET_DIR;TRIPLE;TOOLCHAIN;PROFILE;OUTPUT_VARIABLE;WORKING_DIRECTORY"
                         "EXTRA_ARGS" ${ARGN})
+  if("${A_WORKING_DIRECTORY}" STREQUAL "")
+    set(A_WORKING_DIRECTORY "${A_SOURCE_DIR}")
+  endif()
   # PROFILE: "size" (default: cargo's release profile) or "speed" (Cargo.toml [profile.speed]).
   if("${A_PROFILE}" STREQUAL "" OR "${A_PROFILE}" STREQUAL "size")
     set(_profile_args --release)
@@ -299,9 +356,11 @@ function(usmp_rust_add_staticlib)
   endif()
   list(APPEND _cmd ${A_EXTRA_ARGS})
   if(A_TRIPLE MATCHES "-msvc$" OR ("${A_TRIPLE}" STREQUAL "" AND MSVC))
-    set(_lib "${_out}/usmp.lib")
+    set(_cargo_lib "${_out}/usmp.lib")
+    set(_lib "${_out}/usmp_core.lib")
   else()
-    set(_lib "${_out}/libusmp.a")
+    set(_cargo_lib "${_out}/libusmp.a")
+    set(_lib "${_out}/libusmp_core.a")
   endif()
 
   file(GLOB_RECURSE _sources CONFIGURE_DEPENDS "${A_SOURCE_DIR}/src/*.rs")
@@ -317,12 +376,14 @@ function(usmp_rust_add_staticlib)
   string(APPEND _comment ")")
   add_custom_command(
     OUTPUT "${_lib}"
-    BYPRODUCTS "${_out}/libusmp.d"
+    BYPRODUCTS "${_cargo_lib}" "${_out}/libusmp.d"
     COMMAND ${_cmd}
-    # cargo leaves an up-to-date archive untouched; the stamp keeps the build from rerunning it.
+    # The core under its own name (see the top of this file). cargo leaves an up-to-date
+    # archive untouched; the touch keeps the build from rerunning it.
+    COMMAND "${CMAKE_COMMAND}" -E copy_if_different "${_cargo_lib}" "${_lib}"
     COMMAND "${CMAKE_COMMAND}" -E touch "${_lib}"
     DEPENDS ${_deps}
-    WORKING_DIRECTORY "${A_SOURCE_DIR}"
+    WORKING_DIRECTORY "${A_WORKING_DIRECTORY}"
     COMMENT "${_comment}"
     USES_TERMINAL
     VERBATIM)
@@ -334,11 +395,31 @@ function(usmp_rust_add_staticlib)
   set(${A_OUTPUT_VARIABLE} "${_lib}" PARENT_SCOPE)
 endfunction()
 
+# -Zbuild-std builds the standard library from its sources, whose own crates come from
+# crates.io: the vendored crates of a packed component (vendor/, which .cargo/config.toml
+# puts in place of crates.io) cannot serve them. When <crate_dir> has vendor/ and
+# <extra_args_var> holds -Zbuild-std, cargo must run outside the crate (the variable
+# USMP_RUST_CARGO_CWD in the caller's scope says where: its binary dir), with the crate's
+# rustflags passed on the command line; that build needs crates.io. Otherwise a no-op.
+macro(usmp_rust_build_std_args crate_dir extra_args_var)
+  set(USMP_RUST_CARGO_CWD "")
+  if("${${extra_args_var}}" MATCHES "-Zbuild-std" AND EXISTS "${crate_dir}/vendor")
+    file(STRINGS "${crate_dir}/.cargo/config.toml" _usmp_rustflags REGEX "^rustflags *=")
+    string(REGEX REPLACE "^rustflags *= *" "" _usmp_rustflags "${_usmp_rustflags}")
+    if(NOT _usmp_rustflags STREQUAL "")
+      list(APPEND ${extra_args_var} --config "build.rustflags=${_usmp_rustflags}")
+    endif()
+    set(USMP_RUST_CARGO_CWD "${CMAKE_CURRENT_BINARY_DIR}")
+    message(STATUS "usmp: -Zbuild-std takes the standard library's crates from crates.io, "
+                   "not from ${crate_dir}/vendor: this build needs network access")
+  endif()
+endmacro()
+
 # --- Prebuilt cores -----------------------------------------------------------------------
 
 # The sources a prebuilt core was built from, as one SHA-256: of the text made of one line
 # "<sha256 of file>  <path>" for Cargo.lock, Cargo.toml and every src/**/*.rs, in byte
-# order of the path (the format of `sha256sum`). A prebuilt lib/<dir>/libusmp.a is used
+# order of the path (the format of `sha256sum`). A prebuilt lib/<dir>/libusmp_core.a is used
 # only when lib/<dir>/usmp-source.sha256 holds the hash of the sources next to it.
 function(usmp_rust_source_hash crate_dir out)
   file(GLOB_RECURSE _rs RELATIVE "${crate_dir}" "${crate_dir}/src/*.rs")
@@ -354,25 +435,25 @@ function(usmp_rust_source_hash crate_dir out)
   set(${out} "${_all}" PARENT_SCOPE)
 endfunction()
 
-# Sets <out> to the first <crate_dir>/lib/<dir>/libusmp.a (for each <dir> given, e.g. the
+# Sets <out> to the first <crate_dir>/lib/<dir>/libusmp_core.a (for each <dir> given, e.g. the
 # IDF_TARGET and the triple) whose stamp matches the sources, or to "". A prebuilt core
 # without a stamp was put there by hand and is taken as it is.
 function(usmp_rust_find_prebuilt crate_dir out)
   set(${out} "" PARENT_SCOPE)
   foreach(_dir ${ARGN})
     set(_pre "${crate_dir}/lib/${_dir}")
-    if(_dir STREQUAL "" OR NOT EXISTS "${_pre}/libusmp.a")
+    if(_dir STREQUAL "" OR NOT EXISTS "${_pre}/libusmp_core.a")
       continue()
     endif()
     if(EXISTS "${_pre}/usmp-source.sha256")
       file(STRINGS "${_pre}/usmp-source.sha256" _stamp LIMIT_COUNT 1)
       usmp_rust_source_hash("${crate_dir}" _hash)
       if(NOT _stamp STREQUAL _hash)
-        message(STATUS "usmp: ${_pre}/libusmp.a was built from other sources; not using it")
+        message(STATUS "usmp: ${_pre}/libusmp_core.a was built from other sources; not using it")
         continue()
       endif()
     endif()
-    set(${out} "${_pre}/libusmp.a" PARENT_SCOPE)
+    set(${out} "${_pre}/libusmp_core.a" PARENT_SCOPE)
     return()
   endforeach()
 endfunction()

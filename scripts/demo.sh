@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Demo: the C example examples/posix_echo against the REAL Python gateway (PyPI usmp 1.2.2,
-# wire v2) on 127.0.0.1. Sets up the v2 venv (scripts/setup-python.sh v2), builds the
+# wire v2) on 127.0.0.1. Installs what it needs (scripts/setup-base.sh: CMake, Ninja, a C
+# compiler, Python venv, Rust; scripts/setup-python.sh v2: the gateway's venv), builds the
 # example, starts tests/interop/gateway.py on a free port, runs the example, stops the
-# gateway, and exits with the example's status.
+# gateway, and exits with the example's status. tests/demo/test_demo.sh (CI) runs it with
+# only the tools setup-base.sh provides on PATH.
 #
 #   scripts/demo.sh [count]        (default 6 messages)
 #   scripts/demo.sh --rust [--udp] [--async]
@@ -32,21 +34,28 @@ if [ "$rust" = 0 ] && [ ${#rust_flags[@]} -gt 0 ]; then
   exit 2
 fi
 venv=${USMP_VENV_V2:-$repo/.venv-interop/v2}
-build=${USMP_BUILD_DIR:-$repo/build}/demo-posix-echo
+build_root=${USMP_BUILD_DIR:-$repo/build}
+build=$build_root/demo-posix-echo
+# One cargo target directory for both demos (and tests/interop's build of rust_host_echo).
+cargo_target=$build_root/target
 psk=${USMP_DEMO_PSK:-usmp-dev-psk-change-me-before-prod}
 
+echo "demo: tools (scripts/setup-base.sh)"
+scripts/setup-base.sh
+command -v cargo >/dev/null 2>&1 || export PATH="$HOME/.cargo/bin:$PATH"
 echo "demo: python environment"
 USMP_VENV_V2=$venv scripts/setup-python.sh v2
 
 if [ "$rust" = 1 ]; then
   echo "demo: building examples/rust_host_echo (cargo, release)"
-  cargo build -q --release --features std --example rust_host_echo
-  exe=target/release/examples/rust_host_echo
+  cargo build -q --release --features std --example rust_host_echo --target-dir "$cargo_target"
+  exe=$cargo_target/release/examples/rust_host_echo
 else
   echo "demo: building examples/posix_echo in $build"
   gen=()
   command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
-  cmake -S examples/posix_echo -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake -S examples/posix_echo -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
+    -DUSMP_CARGO_TARGET_DIR="$cargo_target" >/dev/null
   cmake --build "$build" --target posix_echo
   exe="$build/posix_echo"
 fi

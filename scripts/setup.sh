@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# Installs everything the build and the tests need, idempotently: Debian packages (CMake,
-# Ninja, the ARM and RISC-V GCC toolchains), the Rust targets and components, cbindgen (pinned),
-# the Python venvs with the real gateways from PyPI (scripts/setup-python.sh) and QEMU for
-# the STM32 firmware (scripts/setup-qemu.sh).
+# Installs everything the build and the tests need, idempotently: first the base tools of
+# every documented command (scripts/setup-base.sh: CMake, Ninja, a C compiler, Python venv,
+# Rust), then the Debian packages of the tests (the ARM and RISC-V GCC toolchains with
+# newlib, g++, pkg-config), the Rust targets and components, cbindgen (pinned), the Python
+# venvs with the real gateways from PyPI (scripts/setup-python.sh) and QEMU for the firmware
+# tests (scripts/setup-qemu.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/setup-base.sh
+command -v cargo >/dev/null 2>&1 || export PATH="$HOME/.cargo/bin:$PATH"
+
 CBINDGEN_VERSION=0.29.2
-RUST_TARGETS=(thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imc-unknown-none-elf riscv32imac-unknown-none-elf)
+# The MCU targets of the cross builds, the prebuilt component cores (riscv32*) and the SDK
+# archives of scripts/dist.sh (all of them).
+RUST_TARGETS=(thumbv7em-none-eabihf thumbv6m-none-eabi thumbv7m-none-eabi thumbv8m.main-none-eabihf
+              riscv32imc-unknown-none-elf riscv32imac-unknown-none-elf riscv32imafc-unknown-none-elf)
 
 need_apt=()
-for pair in cmake:cmake ninja:ninja-build arm-none-eabi-gcc:gcc-arm-none-eabi \
-            riscv64-unknown-elf-gcc:gcc-riscv64-unknown-elf g++:g++; do
+for pair in arm-none-eabi-gcc:gcc-arm-none-eabi riscv64-unknown-elf-gcc:gcc-riscv64-unknown-elf \
+            g++:g++ pkg-config:pkg-config; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 [ -f /usr/lib/arm-none-eabi/include/string.h ] || need_apt+=(libnewlib-arm-none-eabi)

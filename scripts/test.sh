@@ -81,7 +81,10 @@ ctest --test-dir "$build/ctest" --output-on-failure
 step "interop with the real gateways from PyPI (usmp 0.5.1 = wire v1, usmp 1.2.2 = wire v2): the C API and the Rust API"
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/interop -q -rA
 
-step "STM32F405 firmware (examples/stm32_uart) in QEMU netduinoplus2, USART1 bridged to the real gateways"
+step "the README's demo commands (scripts/demo.sh, --rust) with only the tools their own set-up installs on PATH"
+USMP_BUILD_DIR="$build" tests/demo/test_demo.sh
+
+step "STM32F405 firmware (examples/stm32_uart) in QEMU netduinoplus2, USART1 bridged to the real gateways; also built from a prebuilt SDK archive without cargo"
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/stm32 -q -rA
 
 step "Rust no_std firmware (examples/rust_firmware_mps2: usmp::Client over the UART, no C) in QEMU mps2-an386, bridged to the real gateways"
@@ -90,8 +93,9 @@ step "Rust no_std firmware (examples/rust_firmware_mps2: usmp::Client over the U
   && cargo clippy -q --release --locked --target-dir "$build/rust_firmware/target" -- -D warnings)
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/rust_firmware -q -rA
 
-step "packaging: ESP-IDF component archive (compote), add_subdirectory/find_package consumers, Cortex-M4 cross defaults"
+step "packaging: ESP-IDF component archive (compote, vendored crates built offline, prebuilt RISC-V cores; the CI stand-in for idf.py build), add_subdirectory/find_package/pkg-config consumers, Cortex-M4 cross defaults, the prebuilt SDK archives (scripts/dist.sh)"
 tests/component/test_component.sh
+tests/component/test_dist.sh
 
 step "fuzzing (cargo-fuzz/libFuzzer + ASan): the regressions, then each of the 7 targets for 20 s"
 scripts/fuzz.sh ci

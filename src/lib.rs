@@ -135,7 +135,7 @@
 //! - `panic-handler` (default): a `#[panic_handler]` for the C static library.
 //! - `std`: [`host`] adapters (TCP/UDP transports, a clock, `OsRng`, [`host::EchoPeer`]).
 //!
-//! Rust firmware: `usmp = { version = "0.1", default-features = false }`.
+//! Rust firmware: `usmp = { version = "0.6", default-features = false }`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 // Without the C API and the C library's panic handler (Rust firmware, `default-features =

@@ -30,12 +30,12 @@ _IN_CONT = re.compile(r"^\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*)$")
 
 def component(origin: str) -> str:
     """Groups an input file of the link into a component of the firmware."""
-    if "libusmp.a(" in origin and "compiler_builtins" in origin:
+    if "libusmp_core.a(" in origin and "compiler_builtins" in origin:
         # The archive's copy of Rust's runtime helpers. It comes first on the link line, so
         # the C code's memcpy/memset/memcmp/strlen resolve here too, not in newlib.
-        return "compiler_builtins (in libusmp.a)"
-    if "libusmp.a(" in origin:
-        return "usmp core (Rust, libusmp.a)"
+        return "compiler_builtins (in libusmp_core.a)"
+    if "libusmp_core.a(" in origin:
+        return "usmp core (Rust, libusmp_core.a)"
     if "libc_nano.a(" in origin or "libc.a(" in origin:
         return "newlib-nano (memcpy, memset, ...)"
     if "libgcc.a(" in origin:
@@ -124,14 +124,14 @@ def report(elf: Path) -> tuple[str, dict[str, object]]:
              f"  {'component':<40} {'flash':>8} {'RAM':>8}"]
     for name, v in sorted(comps.items(), key=lambda kv: -kv[1]["flash"]):
         lines.append(f"  {name:<40} {v['flash']:>8} {v['ram']:>8}")
-    core = comps.get("usmp core (Rust, libusmp.a)", {"flash": 0, "ram": 0})
-    rt = comps.get("compiler_builtins (in libusmp.a)", {"flash": 0, "ram": 0})
+    core = comps.get("usmp core (Rust, libusmp_core.a)", {"flash": 0, "ram": 0})
+    rt = comps.get("compiler_builtins (in libusmp_core.a)", {"flash": 0, "ram": 0})
     lib = {"flash": core["flash"] + rt["flash"], "ram": core["ram"] + rt["ram"]}
     mapped_flash = sum(v["flash"] for v in comps.values())
     lines.append(f"  {'(sum of the map; size counts padding too)':<40} {mapped_flash:>8} "
                  f"{sum(v['ram'] for v in comps.values()):>8}")
     share = 100.0 * lib["flash"] / flash_total if flash_total else 0.0
-    lines.append(f"  library share (libusmp.a, core + compiler_builtins): {lib['flash']} B flash "
+    lines.append(f"  library share (libusmp_core.a, core + compiler_builtins): {lib['flash']} B flash "
                  f"({share:.0f}% of the firmware), {lib['ram']} B static RAM")
     figures = {"text": text, "data": data, "bss": bss, "stack_reserved": stack, "flash": flash_total,
                "ram_static": ram_static, "lib_flash": lib["flash"], "lib_ram": lib["ram"],
