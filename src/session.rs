@@ -110,7 +110,15 @@ pub enum Epoch {
 
 /// An authenticated frame, decrypted in place: its type, seq, plaintext and freshness.
 /// It borrows the frame buffer and is consumed by [`Session::process`], so the same frame
-/// cannot be processed twice.
+/// cannot be processed twice:
+///
+/// ```compile_fail
+/// # fn f(s: &mut usmp::session::Session, frame: &mut [u8], msg: &mut [u8]) {
+/// let o = s.open(frame).unwrap();
+/// let _ = s.process(o, msg);
+/// let _ = s.process(o, msg); // error: use of moved value `o`
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Opened<'a> {
     ty: FrameType,

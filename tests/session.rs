@@ -6,7 +6,7 @@ mod common;
 use common::{pair, seal_message};
 use usmp::conn::{Conn, Got, Reply};
 use usmp::frame::{FrameType, MAX_FRAME};
-use usmp::session::{Rx, Session, MAX_DATA, MAX_MESSAGE};
+use usmp::session::{Freshness, Rx, Session, MAX_DATA, MAX_MESSAGE};
 use usmp::{Error, Version};
 
 const BOTH: [Version; 2] = [Version::V1, Version::V2];
@@ -371,4 +371,57 @@ fn v2_directional_keys_refuse_reflected_frames_v1_does_not() {
             Version::V2 => assert_eq!(r, Err(Error::CryptoFailed)),
         }
     }
+}
+
+#[test]
+fn a_stale_opened_frame_is_refused_not_processed_and_never_panics() {
+    // Before: process() trusted the freshness found when the frame was opened. A frame
+    // opened, then overtaken by one 70 seqs newer, shifted the replay window by more than 63
+    // (a panic with overflow checks) and was delivered.
+    let (mut dev, mut gw) = pair(Version::V2);
+    dev.set_datagram(true);
+    gw.set_datagram(true);
+    let mut frames = vec![];
+    for _ in 0..71 {
+        frames.push(seal_message(&mut gw, b"m").unwrap().remove(0));
+    }
+    let mut old = frames[0].clone();
+    let mut new = frames[70].clone();
+    let mut out = [0u8; 8];
+    let o_old = dev.open(&mut old).unwrap();
+    let o_new = dev.open(&mut new).unwrap();
+    assert_eq!(o_old.freshness(), Freshness::Fresh);
+    assert_eq!(dev.process(o_new, &mut out), Ok(Rx::Message(1)));
+    assert_eq!(dev.process(o_old, &mut out), Err(Error::ReplayDetected));
+    // The same on a stream: a frame opened twice is processed once.
+    let (mut dev, mut gw) = pair(Version::V1);
+    let f = seal_message(&mut gw, b"m").unwrap().remove(0);
+    let (mut a, mut b) = (f.clone(), f);
+    let oa = dev.open(&mut a).unwrap();
+    let ob = dev.open(&mut b).unwrap();
+    assert_eq!(dev.process(oa, &mut out), Ok(Rx::Message(1)));
+    assert_eq!(dev.process(ob, &mut out), Err(Error::ReplayDetected));
+}
+
+#[test]
+fn counters_never_move_back() {
+    let (mut dev, mut gw) = pair(Version::V2);
+    let mut out = [0u8; 8];
+    for _ in 0..3 {
+        let mut f = seal_message(&mut gw, b"m").unwrap().remove(0);
+        assert_eq!(dev.receive(&mut f, &mut out), Ok(Rx::Message(1)));
+    }
+    assert_eq!(dev.rx_next(), 3);
+    dev.set_rx_next(0);
+    assert_eq!(dev.rx_next(), 3, "set_rx_next cannot move the receive counter back");
+    let mut replay = {
+        let (mut _d2, mut g2) = pair(Version::V2);
+        seal_message(&mut g2, b"m").unwrap().remove(0)
+    };
+    assert_eq!(dev.receive(&mut replay, &mut out), Err(Error::ReplayDetected));
+    dev.set_tx_next(0);
+    assert_eq!(dev.tx_next(), 0);
+    dev.set_tx_next(10);
+    dev.set_tx_next(2);
+    assert_eq!(dev.tx_next(), 10, "set_tx_next cannot move the send counter back");
 }
