@@ -12,9 +12,12 @@
  * Every hook is a weak definition: an application that defines its own usmp_port_* function
  * gets that one instead, without a link error.
  *
- * The hardware RNG is a true random source only while Wi-Fi or Bluetooth is running (or
- * after bootloader_random_enable()); bring the network up before usmp_connect, as any
- * networked application does.
+ * Randomness: the hardware RNG is a true random source only while a radio (Wi-Fi, Bluetooth,
+ * 802.15.4) is running, or while the SAR ADC entropy source is on. With no radio running,
+ * the hook turns that source on for the draw and off again (menuconfig USMP > Entropy:
+ * "SAR ADC when no radio runs", the default), refuses with a log line (USMP_ERR_PORT_FAILED:
+ * "refuse when no radio runs"), or trusts esp_fill_random ("the application keeps a source
+ * on"). Chips without a radio (ESP32-P4) keep the SAR ADC source on by themselves.
  *
  * SPDX-License-Identifier: Apache-2.0
  */
@@ -39,10 +42,14 @@
 #include <time.h>
 #include <unistd.h>
 #else
+#include "bootloader_random.h"
 #include "esp_mac.h"
 #include "esp_timer.h"
 #include "freertos/FreeRTOS.h"
+#include "freertos/semphr.h"
 #include "freertos/task.h"
+#include "soc/soc_caps.h"
+#include <stdbool.h>
 #endif
 
 #define USMP_WEAK __attribute__((weak))
@@ -50,11 +57,61 @@
 /* ----------------------------------------------------------------------------------- */
 /* Randomness                                                                          */
 
+#if !defined(CONFIG_IDF_TARGET_LINUX) &&                                                      \
+    (SOC_WIFI_SUPPORTED || SOC_BT_SUPPORTED || SOC_IEEE802154_SUPPORTED)
+/* A chip with a radio: its RNG is a true RNG only while the radio runs, or while the SAR
+ * ADC entropy source is enabled (ESP-IDF Programming Guide, "Random Number Generation").
+ * Chips without a radio (ESP32-P4) keep the SAR ADC source on from startup. */
+#define USMP_CHIP_HAS_RF 1
+
+/* esp_phy's count of the modems (Wi-Fi, Bluetooth, 802.15.4) that have the RF on; weak, so
+ * that an application without any radio stack links without esp_phy. */
+extern int phy_get_modem_flag(void) __attribute__((weak));
+
+static bool rf_running(void)
+{
+    return phy_get_modem_flag != NULL && phy_get_modem_flag() != 0;
+}
+
+static const char *ENTROPY_TAG = "usmp";
+#endif
+
 USMP_WEAK int usmp_port_random(uint8_t *out, size_t len)
 {
     if (out == NULL) {
         return (len == 0) ? 0 : -1;
     }
+#if defined(USMP_CHIP_HAS_RF) && !defined(CONFIG_USMP_ENTROPY_APP)
+    if (!rf_running()) {
+#ifdef CONFIG_USMP_ENTROPY_RF_ONLY
+        ESP_LOGE(ENTROPY_TAG,
+                 "no radio is running, so the hardware RNG is not a true RNG: key material "
+                 "refused (start Wi-Fi/Bluetooth first, or choose another USMP entropy "
+                 "setting in menuconfig)");
+        return -1;
+#else
+        /* No radio: the SAR ADC entropy source, on only for this draw (it must be off when
+         * the ADC, I2S on the ESP32, or a radio is used; the draw is short and serialised). */
+        static portMUX_TYPE mux = portMUX_INITIALIZER_UNLOCKED;
+        static StaticSemaphore_t mem;
+        static SemaphoreHandle_t lock;
+        if (lock == NULL) {
+            taskENTER_CRITICAL(&mux);
+            if (lock == NULL) {
+                lock = xSemaphoreCreateMutexStatic(&mem);
+            }
+            taskEXIT_CRITICAL(&mux);
+        }
+        (void)xSemaphoreTake(lock, portMAX_DELAY);
+        bootloader_random_enable();
+        esp_fill_random(out, len);
+        bootloader_random_disable();
+        (void)xSemaphoreGive(lock);
+        ESP_LOGD(ENTROPY_TAG, "random bytes drawn with the SAR ADC entropy source (no radio on)");
+        return 0;
+#endif
+    }
+#endif
     esp_fill_random(out, len);
     return 0;
 }
