@@ -228,8 +228,8 @@ impl Harness {
             match self.dev.open(&mut f) {
                 Ok(o) => {
                     self.on_authentic(&id);
-                    let pt = f[o.plaintext.clone()].to_vec();
-                    (self.dev.process(&o, &pt, &mut self.msg), o.seq)
+                    let seq = o.seq();
+                    (self.dev.process(o, &mut self.msg), seq)
                 }
                 Err(e) => (Err(e), 0),
             }
@@ -269,7 +269,7 @@ impl Harness {
                         }
                     }
                     Rx::Ping => self.answer_ping(),
-                    Rx::Fragment | Rx::Pong | Rx::Rekeyed => {}
+                    Rx::Fragment | Rx::Pong | Rx::Rekeyed | Rx::Dropped => {}
                 }
             }
             Err(e) => {
@@ -321,7 +321,6 @@ impl Harness {
         for (i, f) in frames.iter().enumerate() {
             let in_sync = before.0 == *self.gw.rx_key() && before.1 + i as u64 == self.gw.rx_next();
             let mut g = f.clone();
-            self.gw.begin_receive();
             let r = self.gw.receive(&mut g, &mut gmsg);
             if in_sync {
                 let r =
@@ -412,7 +411,7 @@ impl Harness {
                     }
                 }
                 7..=9 => self.deliver(inp),
-                10 => self.dev.begin_receive(),
+                10 => self.dev.abandon_message(),
                 11 => {
                     let Some(c) = inp.chunk() else { break };
                     let mut f = c.to_vec();

@@ -275,13 +275,12 @@ impl Authentic {
 /// Feeds one frame to an established session, as the device does in a receive call; any
 /// error must be a named one ([`check_error`]).
 pub fn feed_session(s: &mut Session, f: &mut [u8], msg: &mut [u8]) {
-    s.begin_receive();
     if let Err(e) = s.receive(f, msg) {
         check_error(e);
     }
 }
 
-/// Every error the core returns must be one of the 21 named codes (trivially true for the
+/// Every error the core returns must be one of the 22 named codes (trivially true for the
 /// enum; kept so a future `Error` variant without a C code shows up here).
 pub fn check_error(e: Error) {
     assert!(Error::ALL.contains(&e), "unnamed error {e:?}");
@@ -315,6 +314,8 @@ pub mod port {
         pub static RNG: Cell<u8> = const { Cell::new(1) };
         pub static RANDOM_FAIL: Cell<bool> = const { Cell::new(false) };
         pub static DEVID_FAIL: Cell<bool> = const { Cell::new(false) };
+        /// The context whose lock is held (null: none).
+        pub static LOCKED: Cell<*const core::ffi::c_void> = const { Cell::new(core::ptr::null()) };
     }
 
     /// Back to the start: clock at `clock`, no failures.
@@ -415,6 +416,24 @@ macro_rules! port_hooks {
                 assert!(b"EWID".contains(&(level as u8)), "log level {level}");
                 // SAFETY: NUL-terminated per the hook's contract; ASan checks the reads.
                 let _ = unsafe { (std::ffi::CStr::from_ptr(tag), std::ffi::CStr::from_ptr(msg)) };
+            }
+
+            // One thread here: the lock hooks check that the library pairs them, never takes
+            // the lock twice and never holds it when a call returns.
+            #[no_mangle]
+            pub extern "C" fn usmp_port_lock(ctx: *const core::ffi::c_void) {
+                $crate::port::LOCKED.with(|l| {
+                    assert!(l.get().is_null(), "usmp_port_lock taken twice");
+                    l.set(ctx);
+                });
+            }
+
+            #[no_mangle]
+            pub extern "C" fn usmp_port_unlock(ctx: *const core::ffi::c_void) {
+                $crate::port::LOCKED.with(|l| {
+                    assert_eq!(l.get(), ctx, "usmp_port_unlock without usmp_port_lock");
+                    l.set(core::ptr::null());
+                });
             }
         }
     };

@@ -143,7 +143,6 @@ impl Fx<'_> {
         if let Some(g) = self.gw.as_mut() {
             let mut frame = f.to_vec();
             let mut msg = vec![0u8; MAX_MESSAGE];
-            g.begin_receive();
             if let Err(Error::ClosedByPeer) = g.receive(&mut frame, &mut msg) {
                 self.gw = None;
             }

@@ -38,7 +38,7 @@ pub fn run(data: &[u8]) {
                     "accepted a frame under an unknown key: {r:?}"
                 );
             }
-            5 => s.begin_receive(),
+            5 => s.abandon_message(),
             6 => {
                 let ty = [
                     FrameType::Data,
