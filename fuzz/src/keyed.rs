@@ -223,22 +223,19 @@ impl Harness {
             };
             self.msg = vec![0u8; cap];
         }
-        let key = *self.dev.rx_key();
-        let (result, seq) = if self.datagram {
-            match self.dev.open(&mut f) {
-                Ok(o) => {
+        // The key that opens the frame: the current one, or during a REKEY's grace period
+        // the previous one (a frame that was in flight when the keys changed).
+        let mut key = *self.dev.rx_key();
+        let (result, seq) = match self.dev.open(&mut f) {
+            Ok(o) => {
+                if self.datagram {
                     self.on_authentic(&id);
-                    let seq = o.seq();
-                    (self.dev.process(o, &mut self.msg), seq)
                 }
-                Err(e) => (Err(e), 0),
+                key = *self.dev.rx_key_of(o.epoch());
+                let seq = o.seq();
+                (self.dev.process(o, &mut self.msg), seq)
             }
-        } else {
-            let seq = f
-                .get(4..8)
-                .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
-            let r = self.dev.receive(&mut f, &mut self.msg);
-            (r, seq)
+            Err(e) => (Err(e), 0),
         };
         crate::trace!("  -> {result:?}");
         match result {
@@ -269,7 +266,14 @@ impl Harness {
                         }
                     }
                     Rx::Ping => self.answer_ping(),
-                    Rx::Fragment | Rx::Pong | Rx::Rekeyed | Rx::Dropped => {}
+                    Rx::Dropped => {
+                        // The end of a message whose receive was abandoned (op 10): dropped
+                        // by design.
+                        if self.clean {
+                            self.expected.pop_front();
+                        }
+                    }
+                    Rx::Fragment | Rx::Pong | Rx::Rekeyed => {}
                 }
             }
             Err(e) => {
