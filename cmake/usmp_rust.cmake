@@ -468,3 +468,24 @@ if(CMAKE_SCRIPT_MODE_FILE AND CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST
   usmp_rust_source_hash("${USMP_SOURCE_HASH_OF}" _usmp_hash)
   execute_process(COMMAND "${CMAKE_COMMAND}" -E echo "${_usmp_hash}")
 endif()
+
+# The cargo arguments for a build with some of the optional features left out: OUT gets
+# nothing when all three are on (Cargo.toml's defaults), else --no-default-features with the
+# C API, the panic handler and the features that are on.
+function(usmp_rust_features OUT datagram v1 names)
+  if(datagram AND v1 AND names)
+    set(${OUT} "" PARENT_SCOPE)
+    return()
+  endif()
+  set(_f "capi,panic-handler")
+  if(datagram)
+    string(APPEND _f ",datagram")
+  endif()
+  if(v1)
+    string(APPEND _f ",v1")
+  endif()
+  if(names)
+    string(APPEND _f ",names")
+  endif()
+  set(${OUT} "--no-default-features;--features;${_f}" PARENT_SCOPE)
+endfunction()

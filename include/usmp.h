@@ -501,7 +501,8 @@ const char *usmp_get_version(void);
 
 /**
  * The name of a result code ("USMP_OK", "USMP_ERR_AUTH_FAILED", ...), or
- * "USMP_ERR_UNKNOWN" for a number that is not one.
+ * "USMP_ERR_UNKNOWN" for a number that is not one. A build without the error names
+ * (USMP_FEATURE_NAMES=OFF, menuconfig) returns "USMP_ERR" for every error.
  */
 const char *usmp_err_name(int code);
 

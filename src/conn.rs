@@ -187,6 +187,9 @@ impl Connecting {
         datagram: bool,
         now: u32,
     ) -> Result<Self, Error> {
+        if datagram && !cfg!(feature = "datagram") {
+            return Err(Error::Unsupported);
+        }
         let mut hs = HsCore::new(version, psk, device_id, secret)?;
         hs.set_datagram(datagram);
         Ok(Self {
@@ -209,7 +212,7 @@ impl Connecting {
     }
 
     fn datagram(&self) -> bool {
-        self.flags & HS_DGRAM != 0
+        cfg!(feature = "datagram") && self.flags & HS_DGRAM != 0
     }
 
     /// The frame to send now, if any, written into `out` ([`SMALL_FRAME`] bytes): the first

@@ -95,8 +95,11 @@ impl Error {
             .unwrap_or(Self::InvalidArg)
     }
 
-    /// The C name of the code, NUL-terminated.
+    /// The C name of the code, NUL-terminated (without the `names` feature: `USMP_ERR`).
     pub const fn name(self) -> &'static [u8] {
+        if !cfg!(feature = "names") {
+            return b"USMP_ERR\0";
+        }
         match self {
             Self::InvalidArg => b"USMP_ERR_INVALID_ARG\0",
             Self::TransportFailed => b"USMP_ERR_TRANSPORT_FAILED\0",
@@ -139,6 +142,9 @@ impl From<FrameError> for Error {
 impl core::fmt::Display for Error {
     /// The C name, e.g. `USMP_ERR_AUTH_FAILED`.
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if !cfg!(feature = "names") {
+            return write!(f, "USMP_ERR {}", self.code());
+        }
         let name = self.name();
         let name = name.strip_suffix(&[0]).unwrap_or(name);
         f.write_str(core::str::from_utf8(name).unwrap_or("USMP_ERR_UNKNOWN"))

@@ -145,6 +145,9 @@ impl HsCore {
         device_id: &[u8; DEVICE_ID_LEN],
         secret: &[u8; KEY_LEN],
     ) -> Result<Self, Error> {
+        if !version.built_in() {
+            return Err(Error::Unsupported);
+        }
         if psk.len() < version.min_psk_len() {
             return Err(Error::PskTooShort);
         }
@@ -161,7 +164,7 @@ impl HsCore {
     }
 
     pub(crate) fn version(&self) -> Version {
-        if self.ver == 1 {
+        if cfg!(feature = "v1") && self.ver == 1 {
             Version::V1
         } else {
             Version::V2
@@ -169,7 +172,7 @@ impl HsCore {
     }
 
     pub(crate) fn set_datagram(&mut self, on: bool) {
-        self.datagram = u8::from(on);
+        self.datagram = u8::from(on && cfg!(feature = "datagram"));
     }
 
     pub(crate) fn awaiting_session_ok(&self) -> bool {

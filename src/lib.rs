@@ -134,6 +134,8 @@
 //! - `capi` (default): the C API. It calls `usmp_port_*` hooks the application defines.
 //! - `panic-handler` (default): a `#[panic_handler]` for the C static library.
 //! - `std`: [`host`] adapters (TCP/UDP transports, a clock, `OsRng`, [`host::EchoPeer`]).
+//! - `datagram`, `v1`, `names` (default): datagram links (UDP), wire v1, the error names;
+//!   each can be left out to save flash ([`Error::Unsupported`] where it is needed).
 //!
 //! Rust firmware: `usmp = { version = "0.6", default-features = false }`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
@@ -239,6 +241,10 @@ impl Version {
             1 => Some(Self::V1),
             _ => None,
         }
+    }
+    /// Whether this build speaks the version (feature `v1` for wire v1).
+    pub const fn built_in(self) -> bool {
+        matches!(self, Self::V2) || cfg!(feature = "v1")
     }
 }
 

@@ -252,7 +252,7 @@ impl Session {
 
     /// True in datagram mode.
     pub fn is_datagram(&self) -> bool {
-        self.has(DATAGRAM)
+        cfg!(feature = "datagram") && self.has(DATAGRAM)
     }
 
     /// The v2 replay window (datagram mode).
@@ -284,7 +284,7 @@ impl Session {
 
     /// Wire version (any byte other than 1 reads as v2).
     pub fn version(&self) -> Version {
-        if self.ver == 1 {
+        if cfg!(feature = "v1") && self.ver == 1 {
             Version::V1
         } else {
             Version::V2

@@ -273,6 +273,9 @@ impl Ctx {
             )
         };
         let version = Version::from_config(v).ok_or(Error::InvalidArg)?;
+        if !version.built_in() {
+            return Err(Error::Unsupported);
+        }
         if psk.is_null() {
             return Err(if len == 0 {
                 Error::PskTooShort

@@ -374,11 +374,15 @@ pub extern "C" fn usmp_get_version() -> *const c_char {
 }
 
 /// The name of a result code ("USMP_OK", "USMP_ERR_AUTH_FAILED", ...), or
-/// "USMP_ERR_UNKNOWN" for a number that is not one.
+/// "USMP_ERR_UNKNOWN" for a number that is not one. A build without the error names
+/// (USMP_FEATURE_NAMES=OFF, menuconfig) returns "USMP_ERR" for every error.
 #[no_mangle]
 pub extern "C" fn usmp_err_name(code: c_int) -> *const c_char {
     if code == 0 {
         return c"USMP_OK".as_ptr();
+    }
+    if !cfg!(feature = "names") {
+        return c"USMP_ERR".as_ptr();
     }
     let name = Error::ALL
         .iter()
