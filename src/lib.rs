@@ -134,6 +134,8 @@
 //! - `capi` (default): the C API. It calls `usmp_port_*` hooks the application defines.
 //! - `panic-handler` (default): a `#[panic_handler]` for the C static library.
 //! - `std`: [`host`] adapters (TCP/UDP transports, a clock, `OsRng`, [`host::EchoPeer`]).
+//! - `ota` (off by default): signed firmware updates over the session (`ota`, docs/OTA.md;
+//!   C header `include/usmp_ota.h`).
 //!
 //! Rust firmware: `usmp = { version = "0.1", default-features = false }`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
@@ -169,6 +171,12 @@ pub mod frame;
 pub mod handshake;
 #[cfg(feature = "std")]
 pub mod host;
+/// Signed firmware updates over the session (feature `ota`). Its C API has a header of its
+/// own, `include/usmp_ota.h` (from `cbindgen-ota.toml`), so nothing of it goes into `usmp.h`.
+///
+/// cbindgen:ignore
+#[cfg(feature = "ota")]
+pub mod ota;
 pub mod session;
 
 pub use async_client::{AsyncClient, AsyncClock, AsyncTransport};
