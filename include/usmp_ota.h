@@ -149,6 +149,43 @@ typedef uint8_t usmp_ota_status_t;
 #endif // __cplusplus
 
 /**
+ * What `usmp_ota_handle` did (`usmp_ota_event_t.kind`).
+ */
+enum usmp_ota_event_kind_t
+#ifdef __cplusplus
+  : uint8_t
+#endif // __cplusplus
+ {
+  /**
+   * Nothing (the call was refused with `USMP_OTA_INVALID_ARGUMENT`).
+   */
+  USMP_OTA_EVENT_NONE = 0,
+  /**
+   * An offer verified and was taken; `offset` > 0 when an interrupted transfer resumes.
+   */
+  USMP_OTA_EVENT_ACCEPTED = 1,
+  /**
+   * A chunk was written; `offset` bytes of `size` so far.
+   */
+  USMP_OTA_EVENT_PROGRESS = 2,
+  /**
+   * The image verified and was committed (`usmp_port_ota_finish`): restart into it.
+   */
+  USMP_OTA_EVENT_INSTALLED = 3,
+  /**
+   * Refused with `status` (also sent to the gateway); nothing was committed.
+   */
+  USMP_OTA_EVENT_REFUSED = 4,
+  /**
+   * The gateway aborted; `usmp_port_ota_abort` dropped what was written.
+   */
+  USMP_OTA_EVENT_ABORTED = 5,
+};
+#ifndef __cplusplus
+typedef uint8_t usmp_ota_event_kind_t;
+#endif // __cplusplus
+
+/**
  * An update receiver. Zero-initialise it, then `usmp_ota_init`. Keep it across sessions
  * (a static): an interrupted transfer resumes from where it stopped when the gateway
  * offers the same image in the next session.

@@ -41,6 +41,7 @@ __all__ = [
     "Bundle", "BundleError", "Manifest", "Message", "OtaError", "OtaProtocolError",
     "OtaTimeout", "Progress", "PushResult", "Status", "UpdateRefused", "decode",
     "encode_abort", "encode_chunk", "encode_done", "encode_offer", "is_ota", "push_update",
+    "receive_reply", "status_name",
 ]
 
 MAGIC = b"OT"
@@ -283,7 +284,7 @@ async def _call(cb: Optional[Callback], arg: Any) -> None:
             await r
 
 
-async def _reply(session: Any, timeout: float, on_message: Optional[Callback]) -> Message:
+async def receive_reply(session: Any, timeout: float, on_message: Optional[Callback] = None) -> Message:
     """The device's next OTA message; its other messages go to on_message (or are dropped)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -332,7 +333,7 @@ async def push_update(session: Any, bundle: Union[Bundle, bytes, str, "os.PathLi
     t0 = time.monotonic()
 
     await session.send(encode_offer(bundle.manifest_bytes, bundle.signature))
-    r = await _reply(session, accept_timeout, on_message)
+    r = await receive_reply(session, accept_timeout, on_message)
     if r.kind == Kind.RESULT:
         raise _refused(r)
     if r.kind != Kind.ACCEPT:
@@ -347,7 +348,7 @@ async def push_update(session: Any, bundle: Union[Bundle, bytes, str, "os.PathLi
     while offset < len(bundle.image):
         data = bundle.image[offset:offset + chunk]
         await session.send(encode_chunk(offset, data))
-        r = await _reply(session, timeout, on_message)
+        r = await receive_reply(session, timeout, on_message)
         if r.kind == Kind.RESULT:
             raise _refused(r)
         if r.kind != Kind.ACK or r.offset != offset + len(data):
@@ -357,7 +358,7 @@ async def push_update(session: Any, bundle: Union[Bundle, bytes, str, "os.PathLi
         await _call(progress, Progress(offset, m.image_size, resumed_from))
 
     await session.send(encode_done())
-    r = await _reply(session, timeout, on_message)
+    r = await receive_reply(session, timeout, on_message)
     if r.kind != Kind.RESULT:
         raise OtaProtocolError(f"expected RESULT, got {r.kind.name}")
     if r.status != Status.OK:
