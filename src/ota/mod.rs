@@ -430,6 +430,9 @@ impl Receiver {
         Ok(m)
     }
 
+    // Out of line: the signature check's frames (about 2 KB of curve and SHA-512 state)
+    // are then on the stack only while an OFFER is handled, not for every chunk.
+    #[inline(never)]
     fn offer(
         &mut self,
         raw: &[u8; MANIFEST_LEN],

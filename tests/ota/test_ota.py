@@ -20,13 +20,10 @@ $USMP_BUILD_DIR/ota, default build/ota)
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -37,10 +34,9 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "python"))
 from gateway_harness import Gateway, ensure_venvs, gateways, new_run_dir, node_dir, run_build  # noqa: E402
+from ota_harness import OTA_BUILD as BUILD, OTA_GATEWAY, Owner, build_cli, keygen, ota_events as events, sign  # noqa: E402
 import usmp_ota as ota  # noqa: E402
 
-BUILD = Path(os.environ.get("USMP_BUILD_DIR") or REPO / "build") / "ota"
-GATEWAY_SCRIPT = HERE / "ota_gateway.py"
 PSK = "usmp-ota-test-psk-0123456789abcdef"
 PRODUCT = "posix-test-dev"
 RUNNING = 3            # the device's firmware version
@@ -63,13 +59,7 @@ def workdir() -> Path:
 
 @pytest.fixture(scope="session")
 def cli(workdir: Path) -> Path:
-    """The owner's tool, `usmp` (cli/)."""
-    tdir = BUILD / "cli"
-    run_build([["cargo", "build", "-q", "--manifest-path", str(REPO / "cli" / "Cargo.toml"),
-                "--target-dir", str(tdir)]], workdir / "cli-build.log", BUILD_TIMEOUT_S)
-    exe = tdir / "debug" / "usmp"
-    assert exe.exists(), exe
-    return exe
+    return build_cli(workdir / "cli-build.log")
 
 
 @pytest.fixture(scope="session")
@@ -83,23 +73,9 @@ def device(workdir: Path) -> Path:
     return exe
 
 
-@dataclass
-class Owner:
-    """An owner key pair made with `usmp ota keygen`."""
-    key: Path
-    public_hex: str
-
-
 @pytest.fixture(scope="session")
 def owners(cli: Path, workdir: Path) -> dict[str, Owner]:
-    out: dict[str, Owner] = {}
-    for name in ("owner", "stranger"):
-        r = subprocess.run([str(cli), "--json", "ota", "keygen", "--out", str(workdir / name)],
-                           capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0, r.stderr
-        info = json.loads(r.stdout)
-        out[name] = Owner(Path(info["secret_key_file"]), info["public_key_hex"])
-    return out
+    return {name: keygen(cli, workdir / name) for name in ("owner", "stranger")}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -117,15 +93,10 @@ class Env:
 
     def sign(self, image: Path, version: int, product: str = PRODUCT, owner: str = "owner",
              name: str = "fw.uota") -> Path:
-        out = self.wd / name
-        r = subprocess.run([str(self.cli), "ota", "sign", "--key", str(self.owners[owner].key),
-                            "--image", str(image), "--version", str(version), "--product", product,
-                            "--out", str(out)], capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0, r.stderr
-        return out
+        return sign(self.cli, self.owners[owner], image, version, product, self.wd / name)
 
     def gateway(self, bundle: Path, proto: str = "tcp", extra: tuple[str, ...] = (), **kw: object) -> Gateway:
-        return self.make("v2", proto=proto, script=GATEWAY_SCRIPT,
+        return self.make("v2", proto=proto, script=OTA_GATEWAY,
                          extra_args=["--bundle", str(bundle), *extra], **kw)
 
     def device_cmd(self, gw: Gateway, out: Path, proto: str, *extra: str) -> list[str]:
@@ -149,10 +120,6 @@ def env(cli: Path, device: Path, owners: dict[str, Owner], venvs: dict[str, Path
     wd = node_dir(workdir, request.node.name)
     with gateways(venvs, wd, PSK) as make:
         yield Env(cli, device, owners, wd, make)
-
-
-def events(gw: Gateway, name: str) -> list[dict]:
-    return [e for e in gw.events() if e.get("ev") == name]
 
 
 def device_events(lines: list[str], kind: str) -> list[str]:
