@@ -301,7 +301,7 @@ extern int usmp_port_ota_confirm(void);
 
 /**
  * POSIX default hooks only: the file the image is written to (default
- * "usmp-ota.bin"; written as "<path>.part", renamed on commit). The string is
+ * "usmp-ota.bin"; written as `PATH.part`, renamed to PATH on commit). The string is
  * copied. 0, or -1 for NULL or a path longer than 511 bytes.
  */
 extern int usmp_ota_posix_set_path(const char *path);

@@ -160,7 +160,7 @@ extern "C" {
     /// verification; POSIX default: nothing. 0 = done.
     pub fn usmp_port_ota_confirm() -> c_int;
     /// POSIX default hooks only: the file the image is written to (default
-    /// "usmp-ota.bin"; written as "<path>.part", renamed on commit). The string is
+    /// "usmp-ota.bin"; written as `PATH.part`, renamed to PATH on commit). The string is
     /// copied. 0, or -1 for NULL or a path longer than 511 bytes.
     pub fn usmp_ota_posix_set_path(path: *const c_char) -> c_int;
 }

@@ -5,13 +5,13 @@
 //! the device checks the signature against the owner key compiled into it, the product id
 //! and the version (no downgrades), then takes the image in chunks at explicit offsets,
 //! hashing it as it streams, and commits it only when size and digest match the signed
-//! manifest. Every refusal is a named [`Status`], sent to the gateway and returned to the
+//! manifest. Every refusal is a named [`Status`](crate::ota::Status), sent to the gateway and returned to the
 //! application. An interrupted transfer resumes from the last written offset when the
 //! gateway offers the same manifest again (in a new session, say).
 //!
-//! Sans-IO: [`Receiver::handle`] takes one OTA message (as received with the session's
+//! Sans-IO: [`Receiver::handle`](crate::ota::Receiver::handle) takes one OTA message (as received with the session's
 //! `recv`) and writes the reply (to send with the session's `send`) into a caller buffer;
-//! the image goes to a [`Slot`] (flash, a file, RAM) the caller provides. No heap; the
+//! the image goes to a [`Slot`](crate::ota::Slot) (flash, a file, RAM) the caller provides. No heap; the
 //! receiver is plain data (any bit pattern is a valid state).
 //!
 //! ```
