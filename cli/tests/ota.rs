@@ -33,6 +33,39 @@ fn fails(args: &[&str], code: i32, needle: &str) {
     );
 }
 
+/// `usmp ota sign` arguments (the bundle goes to `out`, or next to the image when None).
+fn sign_args(
+    key: &Path,
+    image: &Path,
+    version: &str,
+    product: &str,
+    out: Option<&Path>,
+) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "ota",
+        "sign",
+        "--key",
+        s(key),
+        "--image",
+        s(image),
+        "--version",
+        version,
+        "--product",
+        product,
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect();
+    if let Some(o) = out {
+        a.extend(["--out".to_string(), s(o).to_string()]);
+    }
+    a
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("usmp-cli-ota-{}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&d);
@@ -95,18 +128,13 @@ fn sign_reproduces_the_shared_vector_bundle() {
     let d = tmp("vector");
     fs::write(d.join("v.key"), vector("seed") + "\n").unwrap();
     fs::write(d.join("fw.bin"), unhex(&vector("image"))).unwrap();
-    ok(&[
-        "ota",
-        "sign",
-        "--key",
-        s(&d.join("v.key")),
-        "--image",
-        s(&d.join("fw.bin")),
-        "--version",
+    ok(&strs(&sign_args(
+        &d.join("v.key"),
+        &d.join("fw.bin"),
         "5",
-        "--product",
         "vector-board",
-    ]);
+        None,
+    )));
     let bundle = fs::read(d.join("fw.bin.uota")).unwrap();
     let digest: [u8; 32] = Sha256::digest(&bundle).into();
     assert_eq!(unhex(&vector("bundle_sha256")), digest.to_vec());
@@ -122,20 +150,13 @@ fn verify_accepts_the_owners_bundle_and_names_every_refusal() {
     let image: Vec<u8> = (0..5000u32).map(|i| (i * 13) as u8).collect();
     fs::write(d.join("fw.bin"), &image).unwrap();
     let bundle = d.join("fw.uota");
-    let out = ok(&[
-        "ota",
-        "sign",
-        "--key",
-        s(&d.join("owner.key")),
-        "--image",
-        s(&d.join("fw.bin")),
-        "--version",
+    let out = ok(&strs(&sign_args(
+        &d.join("owner.key"),
+        &d.join("fw.bin"),
         "7",
-        "--product",
         "board-a",
-        "--out",
-        s(&bundle),
-    ]);
+        Some(&bundle),
+    )));
     assert!(
         out.contains("version 7") && out.contains("5000 bytes"),
         "{out}"
@@ -224,20 +245,12 @@ fn verify_accepts_the_owners_bundle_and_names_every_refusal() {
         v(&variant("tiny.uota", &|b| b.truncate(100)), &[]),
         "USMP_OTA_BAD_MANIFEST",
     );
-    fails(
-        &[
-            "ota",
-            "sign",
-            "--key",
-            s(&d.join("owner.key")),
-            "--image",
-            s(&d.join("fw.bin")),
-            "--version",
-            "1",
-            "--product",
-            "a-product-name-over-16",
-        ],
-        2,
-        "at most 16 bytes",
+    let long = sign_args(
+        &d.join("owner.key"),
+        &d.join("fw.bin"),
+        "1",
+        "a-product-name-over-16",
+        None,
     );
+    fails(&strs(&long), 2, "at most 16 bytes");
 }

@@ -31,15 +31,10 @@ foreach(_n USMP_STM32_OTA_VERSION USMP_STM32_OTA_SLOT_SIZE)
 endforeach()
 configure_file(src/usmp_stm32_ota_config.h.in "${_gen}/usmp_stm32_ota_config.h" @ONLY)
 
-add_executable(usmp_stm32_ota
-  src/startup.c
-  src/board.c
-  src/console.c
-  src/semihosting.c
-  src/usmp_port_stm32.c
-  src/usmp_uart.c
-  src/ota_ram_slot.c
-  src/ota_main.c)
+# usmp_stm32_uart's sources but its main.c: the same board, console, UART and port code.
+get_target_property(_ota_srcs usmp_stm32_uart SOURCES)
+list(FILTER _ota_srcs EXCLUDE REGEX "(^|/)main\\.c$")
+add_executable(usmp_stm32_ota ${_ota_srcs} src/ota_ram_slot.c src/ota_main.c)
 foreach(_prop C_STANDARD C_STANDARD_REQUIRED C_EXTENSIONS LINK_DEPENDS INCLUDE_DIRECTORIES
               COMPILE_OPTIONS)
   get_target_property(_v usmp_stm32_uart ${_prop})

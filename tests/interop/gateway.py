@@ -322,10 +322,15 @@ def psk_of(args: argparse.Namespace) -> bytes:
     return bytes.fromhex(args.psk_hex) if args.psk_hex else (args.psk or "usmp-dev-psk-change-me-before-prod").encode()
 
 
+def new_server(args: argparse.Namespace) -> Any:
+    """The package's USMPServer on 127.0.0.1 with the options above."""
+    return usmp.USMPServer(host="127.0.0.1", port=args.port, psk=psk_of(args),
+                           handshake_timeout=args.handshake_timeout,
+                           session_timeout=args.session_timeout, protocol=args.proto)
+
+
 async def run(args: argparse.Namespace, log: EventLog, watch: UdpWatch | None) -> int:
-    server = usmp.USMPServer(host="127.0.0.1", port=args.port, psk=psk_of(args),
-                             handshake_timeout=args.handshake_timeout,
-                             session_timeout=args.session_timeout, protocol=args.proto)
+    server = new_server(args)
     counter = {"n": 0}
 
     @server.on_session

@@ -33,7 +33,6 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests" / "interop"))
 sys.path.insert(0, str(REPO / "python"))
 import gateway  # noqa: E402  tests/interop/gateway.py: setup, observers, READY
-import usmp  # noqa: E402
 import usmp_ota as ota  # noqa: E402
 
 
@@ -74,9 +73,7 @@ async def hostile(session: Any, b: ota.Bundle, how: str, log: gateway.EventLog, 
 
 async def run(args: argparse.Namespace, log: gateway.EventLog, watch: Any) -> int:
     bundle = ota.Bundle.from_file(args.bundle)
-    server = usmp.USMPServer(host="127.0.0.1", port=args.port, psk=gateway.psk_of(args),
-                             handshake_timeout=args.handshake_timeout,
-                             session_timeout=args.session_timeout, protocol=args.proto)
+    server = gateway.new_server(args)
     counter = {"n": 0}
 
     @server.on_session
