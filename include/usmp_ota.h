@@ -188,7 +188,8 @@ typedef uint8_t usmp_ota_event_kind_t;
 /**
  * An update receiver. Zero-initialise it, then `usmp_ota_init`. Keep it across sessions
  * (a static): an interrupted transfer resumes from where it stopped when the gateway
- * offers the same image in the next session.
+ * offers the same image in the next session. One task at a time: the functions taking it
+ * are not thread-safe (call them from the task that runs `usmp_recv`).
  */
 typedef struct usmp_ota_t {
   /**

@@ -108,7 +108,8 @@ pub struct usmp_ota_config_t {
 
 /// An update receiver. Zero-initialise it, then `usmp_ota_init`. Keep it across sessions
 /// (a static): an interrupted transfer resumes from where it stopped when the gateway
-/// offers the same image in the next session.
+/// offers the same image in the next session. One task at a time: the functions taking it
+/// are not thread-safe (call them from the task that runs `usmp_recv`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct usmp_ota_t {
@@ -469,6 +470,14 @@ mod tests {
             let name = core::str::from_utf8(s.name()).unwrap();
             assert_eq!(format!("{c:?}\0"), name);
         }
+    }
+
+    #[test]
+    fn the_private_state_has_no_padding() {
+        // Every byte of `opaque` is an initialised integer after usmp_ota_init (no padding
+        // to read as uninitialised memory when C or Rust copies the words).
+        assert_eq!(size_of::<Receiver>(), 8 + 32 + 8 + 16 + 4 + 2 + 1 + 1 + 80 + 32 + 8 + 64);
+        assert_eq!(size_of::<Inner>(), 8 + size_of::<Receiver>());
     }
 
     #[test]
