@@ -2,8 +2,9 @@
 # The whole test suite: the README's test command, and what CI runs (.ci/run).
 # Sets up its tools first (scripts/setup.sh), then: format, lints, header freshness, Rust
 # unit/vector/session tests, cross builds for the four MCU targets, C tests under
-# ASan/UBSan (ctest), interop against the real PyPI gateways (TCP, UDP, lossy proxy), the
-# STM32 firmware in QEMU, packaging, fuzzing, and the footprint/speed budget gate.
+# ASan/UBSan (ctest), interop against the real PyPI gateways (TCP, UDP, lossy proxy), signed
+# firmware updates (CLI, push helper, C device vs the real gateway), the STM32 firmware in
+# QEMU, packaging, fuzzing, and the footprint/speed budget gate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
