@@ -476,7 +476,10 @@ mod tests {
     fn the_private_state_has_no_padding() {
         // Every byte of `opaque` is an initialised integer after usmp_ota_init (no padding
         // to read as uninitialised memory when C or Rust copies the words).
-        assert_eq!(size_of::<Receiver>(), 8 + 32 + 8 + 16 + 4 + 2 + 1 + 1 + 80 + 32 + 8 + 64);
+        assert_eq!(
+            size_of::<Receiver>(),
+            8 + 32 + 8 + 16 + 4 + 2 + 1 + 1 + 80 + 32 + 8 + 64
+        );
         assert_eq!(size_of::<Inner>(), 8 + size_of::<Receiver>());
     }
 
