@@ -66,7 +66,7 @@ def session_frames(v, sender):
     return out
 
 
-seeds = {t: set() for t in ("frame", "handshake", "responder", "session_raw", "session_keyed", "datagram", "capi")}
+seeds = {t: set() for t in ("frame", "handshake", "responder", "session_raw", "session_keyed", "datagram", "capi", "ota")}
 
 all_frames = []
 for path in sorted(glob.glob(os.path.join(VEC, "v*", "*.json"))):
@@ -175,6 +175,33 @@ for vi in (0, 1):
             seeds["capi"].add(bytes([cfg, 0]) + p)
         seeds["capi"].add(bytes([vi, 3]) + p)
 
+
+# ota: the signed bundle of tests/ota/vectors.json as messages (offer, chunks, done), whole,
+# resumed in a second offer, cut short, and through the C API (cfg bit 0), with a failing
+# write (bit 2) and a smaller chunk size (bits 3..); plus every vector message alone.
+with open(os.path.join(ROOT, "tests", "ota", "vectors.json")) as f:
+    ota_vec = json.load(f)
+ota_msgs = {k: bytes.fromhex(v) for k, v in ota_vec["messages"].items()}
+ota_img = bytes.fromhex(ota_vec["image"])
+
+
+def ota_chunk(off, data):
+    return b"OT\x01\x03" + struct.pack("<I", off) + data
+
+
+offer, done = ota_msgs["offer"], ota_msgs["done"]
+ota_runs = [
+    [offer, ota_chunk(0, ota_img), done],
+    [offer, ota_chunk(0, ota_img[:600]), offer, ota_chunk(600, ota_img[600:]), done],
+    [offer, ota_chunk(0, ota_img[:512]), ota_chunk(512, ota_img[512:]), done],
+    [offer, ota_chunk(0, ota_img[:300]), done],
+    [offer, ota_chunk(0, ota_img[:300]), ota_msgs["abort"], offer],
+    list(ota_msgs.values()),
+]
+for run in ota_runs:
+    body = b"".join(chunk(m) for m in run)
+    for cfg in (0, 1, 3, 4, 5, 8 | 1):
+        seeds["ota"].add(bytes([cfg]) + body)
 
 # Regression inputs: findings, kept as files under fuzz/regressions/<target>/ (scripts/fuzz.sh
 # replays them; those still open are listed in fuzz/regressions/EXPECTED_FAILURES).

@@ -2,8 +2,9 @@
 # The whole test suite: the README's test command, and what CI runs (.ci/run).
 # Sets up its tools first (scripts/setup.sh), then: format, lints, header freshness, Rust
 # unit/vector/session tests, cross builds for the four MCU targets, C tests under
-# ASan/UBSan (ctest), interop against the real PyPI gateways (TCP, UDP, lossy proxy), the
-# STM32 firmware in QEMU, packaging, fuzzing, and the footprint/speed budget gate.
+# ASan/UBSan (ctest), interop against the real PyPI gateways (TCP, UDP, lossy proxy), signed
+# firmware updates (CLI, push helper, C device vs the real gateway), the STM32 firmware in
+# QEMU, packaging, fuzzing, and the footprint/speed budget gate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -26,16 +27,27 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy -D warnings (host with tests, and the no_std library for a Cortex-M target)"
-cargo clippy --all-targets --features std -- -D warnings
-cargo clippy --lib --target thumbv7em-none-eabihf -- -D warnings
+cargo clippy --all-targets --features std,ota -- -D warnings
+cargo clippy --lib --target thumbv7em-none-eabihf --features ota -- -D warnings
 # The Rust API alone, as Rust firmware uses it (no C API, no panic handler).
-cargo clippy --lib --no-default-features --target thumbv7em-none-eabihf -- -D warnings
+cargo clippy --lib --no-default-features --features ota --target thumbv7em-none-eabihf -- -D warnings
 
 step "generated header is up to date (cbindgen)"
 cbindgen --quiet --config cbindgen.toml --output "$build/usmp.h.regen"
 if ! cmp -s "$build/usmp.h.regen" include/usmp.h; then
   diff -u include/usmp.h "$build/usmp.h.regen" | head -40
   echo "include/usmp.h is stale: run cbindgen --config cbindgen.toml --output include/usmp.h" >&2
+  exit 1
+fi
+# The OTA receiver's C API has a header of its own (feature ota; nothing of it in usmp.h).
+cbindgen --quiet --config cbindgen-ota.toml --output "$build/usmp_ota.h.regen" src/ota/capi.rs
+if ! cmp -s "$build/usmp_ota.h.regen" include/usmp_ota.h; then
+  diff -u include/usmp_ota.h "$build/usmp_ota.h.regen" | head -40
+  echo "include/usmp_ota.h is stale: run cbindgen --config cbindgen-ota.toml --output include/usmp_ota.h src/ota/capi.rs" >&2
+  exit 1
+fi
+if grep -E '^#define ' include/usmp_ota.h | grep -v -E '^#define USMP_OTA_'; then
+  echo "include/usmp_ota.h defines names outside the USMP_OTA_ namespace" >&2
   exit 1
 fi
 # Only the C API belongs in the header: constants of the Rust core must not leak into it.
@@ -45,13 +57,13 @@ if grep -E '^#define ' include/usmp.h | grep -v -E '^#define USMP_'; then
 fi
 
 step "Rust tests (vectors, device<->responder sessions, the Rust API blocking and async, C and Rust faces on the wire, doctests)"
-cargo test --features std
+cargo test --features std,ota
 
 step "Rust API docs and crate package: rustdoc -D warnings, cargo publish --dry-run, the library on the MSRV"
-RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --features std
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --features std,ota
 cargo publish --dry-run --allow-dirty 2>&1 | grep -v '^warning: ignoring .* not included in the published package' | tail -n 3
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
-cargo "+$msrv" check -q --lib --features std
+cargo "+$msrv" check -q --lib --features std,ota
 echo "ok: the library builds with Rust $msrv (rust-version)"
 
 step "cross builds of the release static library (LTO) for the MCU targets"
@@ -84,7 +96,14 @@ USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/interop -q -
 step "the README's demo commands (scripts/demo.sh, --rust) with only the tools their own set-up installs on PATH"
 USMP_BUILD_DIR="$build" tests/demo/test_demo.sh
 
-step "STM32F405 firmware (examples/stm32_uart) in QEMU netduinoplus2, USART1 bridged to the real gateways; also built from a prebuilt SDK archive without cargo"
+step "signed firmware updates (feature ota): the owner's CLI (usmp ota), the Python push helper, the C device against the real gateway (TCP/UDP: install, named refusals, resume)"
+cargo fmt --manifest-path cli/Cargo.toml -- --check
+cargo clippy -q --manifest-path cli/Cargo.toml --all-targets --target-dir "$build/ota/cli" -- -D warnings
+cargo test -q --manifest-path cli/Cargo.toml --target-dir "$build/ota/cli" --test ota
+.venv-interop/v2/bin/python -m pytest python/tests -q
+USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/ota -q -rA
+
+step "STM32F405 firmware (examples/stm32_uart) in QEMU netduinoplus2, USART1 bridged to the real gateways; also built from a prebuilt SDK archive without cargo, and the signed-update demo"
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/stm32 -q -rA
 
 step "Rust no_std firmware (examples/rust_firmware_mps2: usmp::Client over the UART, no C) in QEMU mps2-an386, bridged to the real gateways"
@@ -97,7 +116,7 @@ step "packaging: ESP-IDF component archive (compote, vendored crates built offli
 tests/component/test_component.sh
 tests/component/test_dist.sh
 
-step "fuzzing (cargo-fuzz/libFuzzer + ASan): the regressions, then each of the 7 targets for 20 s"
+step "fuzzing (cargo-fuzz/libFuzzer + ASan): the regressions, then each of the 8 targets for 20 s"
 scripts/fuzz.sh ci
 
 step "Miri (undefined behaviour): the core's unit tests and the fuzz replay through the C API"

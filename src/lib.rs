@@ -136,6 +136,8 @@
 //! - `std`: [`host`] adapters (TCP/UDP transports, a clock, `OsRng`, [`host::EchoPeer`]).
 //! - `datagram`, `v1`, `names` (default): datagram links (UDP), wire v1, the error names;
 //!   each can be left out to save flash ([`Error::Unsupported`] where it is needed).
+//! - `ota` (off by default): signed firmware updates over the session (`ota`, docs/OTA.md;
+//!   C header `include/usmp_ota.h`).
 //!
 //! Rust firmware: `usmp = { version = "0.6", default-features = false }`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
@@ -173,6 +175,12 @@ pub mod handshake;
 pub mod host;
 mod ops;
 mod scrub;
+/// Signed firmware updates over the session (feature `ota`). Its C API has a header of its
+/// own, `include/usmp_ota.h` (from `cbindgen-ota.toml`), so nothing of it goes into `usmp.h`.
+///
+/// cbindgen:ignore
+#[cfg(feature = "ota")]
+pub mod ota;
 pub mod session;
 
 pub use async_client::{AsyncClient, AsyncClock, AsyncTransport};

@@ -137,8 +137,11 @@ class Gateway:
     proto: str = "tcp"
     lib_log_level: str = "INFO"
     numbered: bool = True
-    extra_args: list[str] = field(default_factory=list)
     port: int = 0
+    # Another gateway script taking gateway.py's options (tests/ota/ota_gateway.py), and
+    # options of its own.
+    script: Path = GATEWAY
+    extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
     generation: int = 0
     logs: list[Path] = field(default_factory=list)
@@ -163,7 +166,7 @@ class Gateway:
         with open(stderr_path, "w") as stderr:
             while True:  # a restart on the same port may briefly find it busy
                 self.proc = subprocess.Popen(
-                    [str(self.python), str(GATEWAY), "--proto", self.proto, "--port", str(want_port),
+                    [str(self.python), str(self.script), "--proto", self.proto, "--port", str(want_port),
                      "--psk", self.psk, "--log", str(self.log_path), "--ready-file", str(ready),
                      "--lib-log-level", self.lib_log_level, *self.extra_args],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, cwd=self.workdir)

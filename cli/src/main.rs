@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod keygen;
+mod ota;
 mod out;
 
 use out::Out;
@@ -29,6 +30,8 @@ struct Cli {
 enum Command {
     /// Print a new random 32-byte pre-shared key (hex, C initializer, sdkconfig line).
     Keygen(keygen::Args),
+    /// Signed firmware updates: owner keys, signing a build into a bundle, checking one.
+    Ota(ota::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
     let out = Out::new(cli.json, cli.verbose);
     let r = match cli.command {
         Command::Keygen(a) => keygen::run(&out, a),
+        Command::Ota(a) => ota::run(&out, a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -301,8 +301,9 @@ def session_addr(session: Any) -> tuple[str, int] | None:
     return (addr[0], addr[1]) if addr else None
 
 
-def parse_args() -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(description: str | None = __doc__) -> argparse.ArgumentParser:
+    """The options every gateway script of the tests takes (tests/ota/ota_gateway.py adds its own)."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = any free port)")
     ap.add_argument("--proto", choices=("tcp", "udp"), default="tcp", help="transport (default tcp)")
     k = ap.add_mutually_exclusive_group()
@@ -316,14 +317,26 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--ping-every-ms", type=float, default=0.0,
                     help="each session also PINGs the device on its own this often (ms), "
                          "concurrently with the echo handler (0 = never)")
-    return ap.parse_args()
+    return ap
+
+
+def parse_args() -> argparse.Namespace:
+    return build_parser().parse_args()
+
+
+def psk_of(args: argparse.Namespace) -> bytes:
+    return bytes.fromhex(args.psk_hex) if args.psk_hex else (args.psk or "usmp-dev-psk-change-me-before-prod").encode()
+
+
+def new_server(args: argparse.Namespace) -> Any:
+    """The package's USMPServer on 127.0.0.1 with the options above."""
+    return usmp.USMPServer(host="127.0.0.1", port=args.port, psk=psk_of(args),
+                           handshake_timeout=args.handshake_timeout,
+                           session_timeout=args.session_timeout, protocol=args.proto)
 
 
 async def run(args: argparse.Namespace, log: EventLog, watch: UdpWatch | None) -> int:
-    psk = bytes.fromhex(args.psk_hex) if args.psk_hex else (args.psk or "usmp-dev-psk-change-me-before-prod").encode()
-    server = usmp.USMPServer(host="127.0.0.1", port=args.port, psk=psk,
-                             handshake_timeout=args.handshake_timeout,
-                             session_timeout=args.session_timeout, protocol=args.proto)
+    server = new_server(args)
     counter = {"n": 0}
 
     @server.on_session
@@ -409,6 +422,11 @@ async def run(args: argparse.Namespace, log: EventLog, watch: UdpWatch | None) -
                 ping_task.cancel()
                 log.write("pinger", sid=sid, pings_sent=pings["sent"])
 
+    return await serve_ready(server, args, log, watch)
+
+
+async def serve_ready(server: Any, args: argparse.Namespace, log: EventLog, watch: UdpWatch | None) -> int:
+    """Serves until stopped, after announcing the bound port (stdout and --ready-file)."""
     serve_task = asyncio.ensure_future(server.serve())
     deadline = time.monotonic() + 10.0
     while not (watch.transports if watch is not None else _bound_servers):
@@ -439,8 +457,11 @@ async def run(args: argparse.Namespace, log: EventLog, watch: UdpWatch | None) -
     return 0
 
 
-def main() -> int:
-    args = parse_args()
+def main(run_fn: Any = None, args: argparse.Namespace | None = None) -> int:
+    """Sets up logging and the observers, then runs `run_fn(args, log, watch)` (default: the
+    echo gateway above)."""
+    args = args if args is not None else parse_args()
+    run_fn = run_fn or run
     log = EventLog(args.log)
     lib_logger = logging.getLogger("usmp")
     lib_logger.setLevel(getattr(logging, args.lib_log_level.upper(), logging.INFO))
@@ -453,7 +474,7 @@ def main() -> int:
         watch = UdpWatch(log)
         watch.install()
     try:
-        return asyncio.run(run(args, log, watch))
+        return asyncio.run(run_fn(args, log, watch))
     except KeyboardInterrupt:
         return 0
     except OSError as e:

@@ -7,6 +7,7 @@ pub mod capi;
 pub mod datagram;
 pub mod frame;
 pub mod handshake;
+pub mod ota;
 pub mod responder;
 pub mod session_keyed;
 pub mod session_raw;

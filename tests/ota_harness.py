@@ -1,0 +1,60 @@
+"""What the suites that run signed updates share (tests/ota: the POSIX C device;
+tests/stm32/test_stm32_ota.py: the STM32 firmware in QEMU): the owner's side done with the
+real CLI (`usmp ota keygen`, `usmp ota sign`, built once into $USMP_BUILD_DIR/ota/cli),
+the OTA gateway script, and reading its events.
+
+Each suite imports it after putting tests/ on sys.path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway_harness import REPO, Gateway, run_build
+
+OTA_BUILD = Path(os.environ.get("USMP_BUILD_DIR") or REPO / "build") / "ota"
+OTA_GATEWAY = REPO / "tests" / "ota" / "ota_gateway.py"
+CLI_BUILD_TIMEOUT_S = 900.0
+
+
+def build_cli(log: Path) -> Path:
+    """The owner's tool `usmp` (cli/, debug build)."""
+    tdir = OTA_BUILD / "cli"
+    run_build([["cargo", "build", "-q", "--manifest-path", str(REPO / "cli" / "Cargo.toml"),
+                "--target-dir", str(tdir)]], log, CLI_BUILD_TIMEOUT_S)
+    exe = tdir / "debug" / "usmp"
+    assert exe.exists(), exe
+    return exe
+
+
+@dataclass
+class Owner:
+    """An owner key pair made with `usmp ota keygen`."""
+    key: Path
+    public_hex: str
+
+
+def keygen(cli: Path, prefix: Path) -> Owner:
+    r = subprocess.run([str(cli), "--json", "ota", "keygen", "--out", str(prefix)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    return Owner(Path(info["secret_key_file"]), info["public_key_hex"])
+
+
+def sign(cli: Path, owner: Owner, image: Path, version: int, product: str, out: Path) -> Path:
+    r = subprocess.run([str(cli), "ota", "sign", "--key", str(owner.key), "--image", str(image),
+                        "--version", str(version), "--product", product, "--out", str(out)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def ota_events(gw: Gateway, name: str) -> list[dict[str, Any]]:
+    """The OTA gateway's events of one kind (pushed, refused, progress, paused, ...)."""
+    return [e for e in gw.events() if e.get("ev") == name]
