@@ -14,29 +14,6 @@
 #include <stdint.h>
 
 /**
- * How long after a REKEY frames under the previous receive key are still accepted, ms.
- */
-#define REKEY_GRACE_MS 10000
-
-/**
- * The flood guard's window: more control frames than the version allows within this
- * many ms end a stream session (a datagram link drops them).
- */
-#define FLOOD_WINDOW_MS 1000
-
-/**
- * How long a datagram handshake waits for CHALLENGE before sending a plain HELLO again
- * (the v2 gateway sends HELLO_RETRY once, without retransmission).
- */
-#define HELLO_RESEND_MS 1000
-
-/**
- * Buffer size for everything but a message fragment: the largest handshake frame
- * (CHALLENGE, 76 bytes), a REKEY (72), a control frame (40), a UTACK (15).
- */
-#define SMALL_FRAME 76
-
-/**
  * Default gateway port.
  */
 #define USMP_DEFAULT_PORT 9000
@@ -141,22 +118,6 @@
  * How long frames under the previous key are accepted after a REKEY (ms).
  */
 #define USMP_REKEY_GRACE_MS 10000
-
-/**
- * CHALLENGEs a datagram handshake answers before it stops taking new ones: a forged
- * CHALLENGE that arrives before the gateway's own cannot then make the device miss it.
- */
-#define MAX_CANDIDATES 3
-
-/**
- * Length of a sealed control frame (PING, PONG, BYE): header, nonce, tag.
- */
-#define CONTROL_FRAME_LEN (HEADER_LEN + AEAD_OVERHEAD)
-
-/**
- * Length of a sealed REKEY frame.
- */
-#define REKEY_FRAME_LEN (CONTROL_FRAME_LEN + REKEY_SALT_LEN)
 
 /**
  * Log levels for `usmp_set_log_level`. The default is `USMP_LOG_LEVEL_ERROR`.

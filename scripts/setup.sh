@@ -2,7 +2,7 @@
 # Installs everything the build and the tests need, idempotently: first the base tools of
 # every documented command (scripts/setup-base.sh: CMake, Ninja, a C compiler, Python venv,
 # Rust), then the Debian packages of the tests (the ARM and RISC-V GCC toolchains with
-# newlib, g++, pkg-config), the Rust targets and components, cbindgen (pinned), the Python
+# newlib, g++, pkg-config, OpenSSL headers), the Rust targets and components, cbindgen (pinned), the Python
 # venvs with the real gateways from PyPI (scripts/setup-python.sh) and QEMU for the firmware
 # tests (scripts/setup-qemu.sh).
 set -euo pipefail
@@ -23,6 +23,8 @@ for pair in arm-none-eabi-gcc:gcc-arm-none-eabi riscv64-unknown-elf-gcc:gcc-risc
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 [ -f /usr/lib/arm-none-eabi/include/string.h ] || need_apt+=(libnewlib-arm-none-eabi)
+# OpenSSL's libcrypto: the in-memory gateway of the two-task C test (tests/c/test_threads.c).
+[ -f /usr/include/openssl/evp.h ] || need_apt+=(libssl-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -31,6 +31,9 @@ cargo clippy --all-targets --features std,ota -- -D warnings
 cargo clippy --lib --target thumbv7em-none-eabihf --features ota -- -D warnings
 # The Rust API alone, as Rust firmware uses it (no C API, no panic handler).
 cargo clippy --lib --no-default-features --features ota --target thumbv7em-none-eabihf -- -D warnings
+# The smallest C build (no datagram, no v1, no error names) and the host tests without them.
+cargo clippy --lib --no-default-features --features capi,panic-handler --target thumbv7em-none-eabihf -- -D warnings
+cargo clippy --all-targets --no-default-features --features std,capi -- -D warnings
 
 step "generated header is up to date (cbindgen)"
 cbindgen --quiet --config cbindgen.toml --output "$build/usmp.h.regen"
@@ -89,6 +92,11 @@ step "C API tests under AddressSanitizer + UndefinedBehaviorSanitizer (ctest)"
 cmake -S . -B "$build/ctest" -G Ninja -DUSMP_BUILD_TESTS=ON -DUSMP_SANITIZE=ON -DUSMP_BUILD_EXAMPLES=ON >/dev/null
 cmake --build "$build/ctest"
 ctest --test-dir "$build/ctest" --output-on-failure
+
+step "two tasks on one context under ThreadSanitizer (ctest c_threads: an RX task, a TX task and a closer racing on one usmp_t)"
+cmake -S . -B "$build/ctest-tsan" -G Ninja -DUSMP_BUILD_TESTS=ON -DUSMP_SANITIZE=ON -DUSMP_SANITIZER=thread >/dev/null
+cmake --build "$build/ctest-tsan"
+ctest --test-dir "$build/ctest-tsan" --output-on-failure
 
 step "interop with the real gateways from PyPI (usmp 0.5.1 = wire v1, usmp 1.2.2 = wire v2): the C API and the Rust API"
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/interop -q -rA

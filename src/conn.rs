@@ -278,7 +278,9 @@ impl Connecting {
     /// What a datagram handshake with nothing pending has to do at `now`.
     fn due(&mut self, now: u32, t: Timing) -> Due {
         if self.frame != F_NONE {
-            let wait = self.rto.timeout_ms(self.attempt.saturating_sub(1), t.fixed_rto_ms);
+            let wait = self
+                .rto
+                .timeout_ms(self.attempt.saturating_sub(1), t.fixed_rto_ms);
             if now.wrapping_sub(self.sent_at) >= wait {
                 if self.attempt < t.attempts.max(1) {
                     return Due::Resend;
@@ -319,7 +321,9 @@ impl Connecting {
         if self.datagram() {
             wait = wait.min(HELLO_RESEND_MS);
             if self.frame != F_NONE {
-                let due = self.rto.timeout_ms(self.attempt.saturating_sub(1), t.fixed_rto_ms);
+                let due = self
+                    .rto
+                    .timeout_ms(self.attempt.saturating_sub(1), t.fixed_rto_ms);
                 wait = wait.min(due.saturating_sub(now.wrapping_sub(self.sent_at)));
             }
         }

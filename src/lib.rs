@@ -174,13 +174,13 @@ pub mod handshake;
 #[cfg(feature = "std")]
 pub mod host;
 mod ops;
-mod scrub;
 /// Signed firmware updates over the session (feature `ota`). Its C API has a header of its
 /// own, `include/usmp_ota.h` (from `cbindgen-ota.toml`), so nothing of it goes into `usmp.h`.
 ///
 /// cbindgen:ignore
 #[cfg(feature = "ota")]
 pub mod ota;
+mod scrub;
 pub mod session;
 
 pub use async_client::{AsyncClient, AsyncClock, AsyncTransport};

@@ -365,7 +365,11 @@ fn frames_in_flight_under_the_old_key_survive_a_device_rekey() {
     let mut c = ctx(0);
     assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
     assert_eq!(unsafe { usmp_send(&mut *c, b"in flight".as_ptr(), 9) }, 0);
-    assert_eq!(g.to_device.len(), 1, "the echo waits, sealed under the old key");
+    assert_eq!(
+        g.to_device.len(),
+        1,
+        "the echo waits, sealed under the old key"
+    );
     assert_eq!(unsafe { usmp_rekey(&mut *c) }, 0);
     let mut buf = [0u8; 64];
     assert_eq!(recv_message(&mut c, &mut buf), 9);

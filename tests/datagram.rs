@@ -253,8 +253,13 @@ impl Gw {
             return;
         }
         if self.ack_before_auth {
-            let key = (self.version == Version::V2)
-                .then(|| *self.session.as_ref().map(|s| s.rx_key()).unwrap_or(&[0; 32]));
+            let key = (self.version == Version::V2).then(|| {
+                *self
+                    .session
+                    .as_ref()
+                    .map(|s| s.rx_key())
+                    .unwrap_or(&[0; 32])
+            });
             self.ack(h.ty, h.seq, key.as_ref());
         }
         let Some(s) = self.session.as_mut() else {
@@ -815,7 +820,10 @@ fn recv_returns_by_its_deadline_while_junk_keeps_arriving() {
         let took = port::now().wrapping_sub(t0);
         assert_eq!(n, 0, "{v:?}: {}", name(n));
         assert!(took <= 1000 + 200, "{v:?}: usmp_recv took {took} ms");
-        assert!(stats(&c).rejected - before >= 8, "{v:?}: the junk was read and counted");
+        assert!(
+            stats(&c).rejected - before >= 8,
+            "{v:?}: the junk was read and counted"
+        );
         assert!(unsafe { usmp_is_connected(&*c) });
         // A shorter budget is honoured too.
         c.recv_timeout_ms = 300;
@@ -834,7 +842,11 @@ fn a_frozen_clock_cannot_make_a_wait_endless() {
         g.frozen = true;
         g.silent = true;
         let mut buf = [0u8; 16];
-        assert_eq!(unsafe { usmp_recv(&mut *c, buf.as_mut_ptr(), 16) }, 0, "{v:?}");
+        assert_eq!(
+            unsafe { usmp_recv(&mut *c, buf.as_mut_ptr(), 16) },
+            0,
+            "{v:?}"
+        );
         let rc = unsafe { usmp_send(&mut *c, b"x".as_ptr(), 1) };
         assert_eq!(name(rc), "USMP_ERR_TIMEOUT", "{v:?}");
         assert!(!unsafe { usmp_is_connected(&*c) });
@@ -868,7 +880,10 @@ fn gateway_rekey_survives_a_lost_acknowledgement() {
     for _ in 0..10 {
         assert!(unsafe { usmp_recv(&mut *c, buf.as_mut_ptr(), 64) } >= 0);
     }
-    assert!(g.outq.is_empty(), "the gateway's REKEY was never acknowledged");
+    assert!(
+        g.outq.is_empty(),
+        "the gateway's REKEY was never acknowledged"
+    );
     assert_eq!(echo(&mut c, b"new keys both ways"), b"new keys both ways");
     assert!(stats(&c).duplicates >= 1);
 }
@@ -879,8 +894,10 @@ fn forged_session_ok_over_udp_is_dropped_not_an_auth_failure() {
     // handshake ended with AUTH_FAILED, sending operators to check their PSK.
     for v in [Version::V1, Version::V2] {
         let mut g = Gw::new(v);
-        g.forge_before
-            .push((FrameType::SessionOk as u8, forged(v, FrameType::SessionOk, &[0x33; 48])));
+        g.forge_before.push((
+            FrameType::SessionOk as u8,
+            forged(v, FrameType::SessionOk, &[0x33; 48]),
+        ));
         let mut t = transport(&mut g);
         let mut c = ctx(v);
         let rc = unsafe { usmp_connect(&mut *c, &mut t) };
@@ -898,8 +915,10 @@ fn forged_hello_retry_first_costs_one_cookie_round() {
     // duplicate and the handshake never completed.
     let v = Version::V2;
     let mut g = Gw::new(v);
-    g.forge_before
-        .push((FrameType::HelloRetry as u8, forged(v, FrameType::HelloRetry, &[0xEE; 16])));
+    g.forge_before.push((
+        FrameType::HelloRetry as u8,
+        forged(v, FrameType::HelloRetry, &[0xEE; 16]),
+    ));
     let mut t = transport(&mut g);
     let mut c = ctx(v);
     let rc = unsafe { usmp_connect(&mut *c, &mut t) };
@@ -917,8 +936,10 @@ fn forged_challenge_first_still_connects() {
         let mut g = Gw::new(v);
         let mut p = [0x21u8; 64];
         p[32..].copy_from_slice(&usmp::crypto::x25519_public(&[0x77; 32]));
-        g.forge_before
-            .push((FrameType::Challenge as u8, forged(v, FrameType::Challenge, &p)));
+        g.forge_before.push((
+            FrameType::Challenge as u8,
+            forged(v, FrameType::Challenge, &p),
+        ));
         let mut t = transport(&mut g);
         let mut c = ctx(v);
         let t0 = port::now();

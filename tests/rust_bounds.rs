@@ -20,7 +20,9 @@ use std::task::Poll;
 
 use scripted::Gateway;
 use usmp::frame::FrameType;
-use usmp::{AsyncClient, AsyncClock, AsyncTransport, Client, Clock, Config, Error, Transport, Version};
+use usmp::{
+    AsyncClient, AsyncClock, AsyncTransport, Client, Clock, Config, Error, Transport, Version,
+};
 
 const PSK: &[u8] = b"usmp-bounds-psk-0123456789abcdef";
 const ID: [u8; 6] = [0x02, 0x1a, 0x2b, 0x3c, 0x4d, 0x5e];
@@ -235,7 +237,11 @@ fn recv_timeout_ends_by_its_deadline_while_junk_keeps_arriving() {
     assert_eq!(c.recv_timeout(&mut buf, 500).unwrap(), None);
     let took = clock.now().wrapping_sub(t0);
     assert!(took <= 500 + 60, "recv_timeout(500) took {took} ms");
-    assert!(c.stats().rejected >= 8, "the junk was read: {:?}", c.stats());
+    assert!(
+        c.stats().rejected >= 8,
+        "the junk was read: {:?}",
+        c.stats()
+    );
     assert!(c.is_connected());
 }
 

@@ -413,15 +413,26 @@ fn counters_never_move_back() {
     }
     assert_eq!(dev.rx_next(), 3);
     dev.set_rx_next(0);
-    assert_eq!(dev.rx_next(), 3, "set_rx_next cannot move the receive counter back");
+    assert_eq!(
+        dev.rx_next(),
+        3,
+        "set_rx_next cannot move the receive counter back"
+    );
     let mut replay = {
         let (mut _d2, mut g2) = pair(Version::V2);
         seal_message(&mut g2, b"m").unwrap().remove(0)
     };
-    assert_eq!(dev.receive(&mut replay, &mut out), Err(Error::ReplayDetected));
+    assert_eq!(
+        dev.receive(&mut replay, &mut out),
+        Err(Error::ReplayDetected)
+    );
     dev.set_tx_next(0);
     assert_eq!(dev.tx_next(), 0);
     dev.set_tx_next(10);
     dev.set_tx_next(2);
-    assert_eq!(dev.tx_next(), 10, "set_tx_next cannot move the send counter back");
+    assert_eq!(
+        dev.tx_next(),
+        10,
+        "set_tx_next cannot move the send counter back"
+    );
 }
