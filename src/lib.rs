@@ -134,6 +134,8 @@
 //! - `capi` (default): the C API. It calls `usmp_port_*` hooks the application defines.
 //! - `panic-handler` (default): a `#[panic_handler]` for the C static library.
 //! - `std`: [`host`] adapters (TCP/UDP transports, a clock, `OsRng`, [`host::EchoPeer`]).
+//! - `discovery` (off by default): [`discovery`], finding the gateway by DNS-SD over mDNS;
+//!   with `capi`, `usmp_discover` (header `usmp_discovery.h`).
 //!
 //! Rust firmware: `usmp = { version = "0.1", default-features = false }`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
@@ -161,6 +163,11 @@ mod async_client;
 mod client;
 pub mod crypto;
 pub mod datagram;
+// Not for cbindgen's include/usmp.h: the C face of discovery has its own header
+// (include/usmp_discovery.h, generated from src/discovery/capi.rs alone).
+/// cbindgen:ignore
+#[cfg(feature = "discovery")]
+pub mod discovery;
 mod driver;
 mod error;
 #[cfg(feature = "capi")]

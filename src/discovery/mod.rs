@@ -1,0 +1,607 @@
+//! Finding the gateway on the local network: DNS-SD (RFC 6763) over multicast DNS
+//! (RFC 6762), service types `_usmp._tcp` and `_usmp._udp`. Feature `discovery`.
+//!
+//! A gateway is announced as a DNS-SD instance: `PTR _usmp._tcp.local → <name>._usmp._tcp.local`,
+//! an SRV record with its host name and port, a TXT record (`txtvers=1`, `v=<wire version>`)
+//! and an A record for the host. `usmp announce` (the host tool) or any mDNS responder
+//! (Avahi, python-zeroconf, ESP-IDF's mdns) can publish it.
+//!
+//! The device sends one-shot queries from an ephemeral port to 224.0.0.251:5353 — "legacy
+//! unicast" in RFC 6762 §6.7 terms — so responders answer it directly by unicast, and the
+//! device neither binds port 5353 nor joins the group (it can run next to an mDNS
+//! responder of its own). Queries are repeated after 1, 2, 4 ... s until the timeout.
+//!
+//! [`Resolver`] is the sans-IO machine: it writes queries into a caller buffer
+//! ([`Resolver::poll_transmit`]), reads answers ([`Resolver::handle_datagram`]) and says
+//! when it next needs to run ([`Resolver::poll_timeout`]). An answer that names an
+//! instance without its SRV or address record starts a follow-up question for exactly
+//! that. [`discover`] is the blocking loop over a [`Transport`] and a [`Clock`]; the C API
+//! (`usmp_discover`, header `usmp_discovery.h`) is the same loop over a `usmp_transport_t`.
+//!
+//! Discovery is not authenticated: anyone on the link can answer. That is harmless to the
+//! session — the handshake proves the gateway knows the PSK, so a forged answer costs a
+//! failed handshake, never a session — but it means an attacker can hide the gateway
+//! (as they could by jamming). The TXT wire version is only a filter
+//! ([`Options::version`]): the device never lets an answer choose its wire version.
+//!
+//! Malformed answers (see [`dns::DnsError`]) are counted and dropped, and the wait goes on;
+//! if nothing usable came by the timeout, the result is [`Error::BadFrame`] when a
+//! malformed answer was seen, else [`Error::Timeout`]. IPv4 only.
+
+pub mod announce;
+pub mod dns;
+
+#[cfg(feature = "capi")]
+pub mod capi;
+#[cfg(feature = "std")]
+pub mod host;
+
+use dns::{DnsError, Message, Name, NameBuf, RData, Writer, CLASS_IN};
+
+use crate::{Clock, Error, Transport, Version};
+
+/// The mDNS IPv4 group.
+pub const MDNS_GROUP: [u8; 4] = [224, 0, 0, 251];
+/// The mDNS port.
+pub const MDNS_PORT: u16 = 5353;
+/// Timeout when none is given (ms).
+pub const DEFAULT_TIMEOUT_MS: u32 = 3000;
+/// Wait before the first repeated query (ms); each later wait doubles, up to 8 s.
+pub const FIRST_INTERVAL_MS: u32 = 1000;
+/// Longest instance name (one DNS label).
+pub const MAX_INSTANCE: usize = 63;
+/// Longest host name (wire form) kept for a follow-up question; a longer one is resolved
+/// only when its address comes in the same answer as the SRV record.
+pub const MAX_HOST_NAME: usize = 128;
+/// A receive buffer of this size holds any answer a responder sends for one instance
+/// (the classic DNS limit); larger datagrams are dropped by the transports.
+pub const DATAGRAM_LEN: usize = 512;
+
+/// The transport a gateway is announced for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Service {
+    /// `_usmp._tcp`: the gateway listens for TCP.
+    Tcp = 1,
+    /// `_usmp._udp`: the gateway listens for UDP.
+    Udp = 2,
+}
+
+impl Service {
+    /// The DNS-SD service type, `_usmp._tcp.local` or `_usmp._udp.local`.
+    pub const fn type_name(self) -> Name<'static> {
+        match self {
+            Self::Tcp => dns::service_tcp(),
+            Self::Udp => dns::service_udp(),
+        }
+    }
+}
+
+/// A set of [`Service`]s (bits: 1 = TCP, 2 = UDP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Services(u8);
+
+impl Services {
+    /// TCP gateways.
+    pub const TCP: Self = Self(1);
+    /// UDP gateways.
+    pub const UDP: Self = Self(2);
+    /// Both.
+    pub const ALL: Self = Self(3);
+
+    /// From the bits; `None` for 0 or unknown bits.
+    pub const fn from_bits(bits: u8) -> Option<Self> {
+        match bits {
+            1..=3 => Some(Self(bits)),
+            _ => None,
+        }
+    }
+
+    /// Whether `s` is in the set.
+    pub const fn contains(self, s: Service) -> bool {
+        self.0 & s as u8 != 0
+    }
+}
+
+/// What to look for.
+#[derive(Clone, Copy, Debug)]
+pub struct Options<'f> {
+    /// Give up after this long (ms; 0 = [`DEFAULT_TIMEOUT_MS`]).
+    pub timeout_ms: u32,
+    /// Only the instance of this name (ASCII case-insensitive; at most 63 bytes); `None`
+    /// takes the first gateway that answers.
+    pub instance: Option<&'f [u8]>,
+    /// The transports wanted.
+    pub services: Services,
+    /// Skip gateways whose TXT record announces another wire version (`v=`); `None` takes
+    /// any. Gateways without `v=` always pass.
+    pub version: Option<Version>,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Self {
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            instance: None,
+            services: Services::ALL,
+            version: None,
+        }
+    }
+}
+
+/// A gateway found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// TCP or UDP.
+    pub service: Service,
+    /// Its IPv4 address.
+    pub addr: [u8; 4],
+    /// Its port.
+    pub port: u16,
+    /// The wire version its TXT record announces (`v=1` / `v=2`), if any.
+    pub version: Option<Version>,
+    instance: [u8; MAX_INSTANCE],
+    instance_len: u8,
+}
+
+impl Found {
+    /// The instance name (UTF-8 by convention, not checked; never contains a NUL).
+    pub fn instance(&self) -> &[u8] {
+        self.instance
+            .get(..usize::from(self.instance_len))
+            .unwrap_or(&[])
+    }
+}
+
+/// What a discovery run saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Queries sent.
+    pub queries: u32,
+    /// Well-formed answers received (matching or not).
+    pub answers: u32,
+    /// Malformed datagrams received and dropped.
+    pub malformed: u32,
+    /// The error of the last malformed one.
+    pub last_error: Option<DnsError>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Missing {
+    /// The SRV record of the instance (and its address).
+    Srv,
+    /// The address of the SRV target.
+    Addr,
+}
+
+/// An instance seen in an answer that lacked its SRV or address record.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    missing: Missing,
+    service: Service,
+    label: [u8; MAX_INSTANCE],
+    label_len: u8,
+    port: u16,
+    version: Option<Version>,
+    host: Option<NameBuf<MAX_HOST_NAME>>,
+}
+
+impl Pending {
+    fn label(&self) -> &[u8] {
+        self.label.get(..usize::from(self.label_len)).unwrap_or(&[])
+    }
+}
+
+/// What one answer tells about one instance.
+enum Outcome<'m> {
+    Found(Found),
+    NeedSrv(Option<Version>),
+    NeedAddr(Option<Version>, u16, Name<'m>),
+    /// Not usable (another wire version, port 0).
+    Skip,
+}
+
+fn copy_label(label: &[u8]) -> Option<([u8; MAX_INSTANCE], u8)> {
+    let mut out = [0u8; MAX_INSTANCE];
+    out.get_mut(..label.len())?.copy_from_slice(label);
+    Some((out, u8::try_from(label.len()).ok()?))
+}
+
+/// An address a device can connect to: not 0.0.0.0, multicast or broadcast.
+fn usable(a: [u8; 4]) -> bool {
+    a != [0; 4] && a[0] < 224
+}
+
+fn version_of(txt: &dns::Txt<'_>) -> Option<Version> {
+    match txt.get(b"v")? {
+        b"1" => Some(Version::V1),
+        b"2" => Some(Version::V2),
+        _ => None,
+    }
+}
+
+/// Looks in `msg` for the rest of the instance `label` (full name `instance`): TXT, SRV
+/// (unless `srv` is already known) and the address of the SRV target.
+fn resolve<'m>(
+    msg: &Message<'m>,
+    opts: &Options<'_>,
+    service: Service,
+    label: &[u8],
+    instance: &Name<'_>,
+    srv: Option<(u16, Name<'m>)>,
+    version: Option<Version>,
+) -> Outcome<'m> {
+    let mut version = version;
+    let mut srv = srv;
+    for rec in msg.records().flatten() {
+        if !rec.name.same(instance) {
+            continue;
+        }
+        match rec.data {
+            RData::Txt(t) => version = version_of(&t).or(version),
+            RData::Srv { port, target, .. } if srv.is_none() => srv = Some((port, target)),
+            _ => {}
+        }
+    }
+    if let (Some(want), Some(got)) = (opts.version, version) {
+        if want != got {
+            return Outcome::Skip;
+        }
+    }
+    let Some((port, host)) = srv else {
+        return Outcome::NeedSrv(version);
+    };
+    if port == 0 {
+        return Outcome::Skip;
+    }
+    let addr = msg.records().flatten().find_map(|rec| match rec.data {
+        RData::A(a) if usable(a) && rec.name.same(&host) => Some(a),
+        _ => None,
+    });
+    let (Some(addr), Some((instance, instance_len))) = (addr, copy_label(label)) else {
+        return Outcome::NeedAddr(version, port, host);
+    };
+    Outcome::Found(Found {
+        service,
+        addr,
+        port,
+        version,
+        instance,
+        instance_len,
+    })
+}
+
+/// The instances announced by PTR records in `msg` that `opts` asks for, each with what
+/// the message says about it (the message must have passed [`Message::check`]).
+fn each_instance<'m, B>(
+    msg: &Message<'m>,
+    opts: &Options<'_>,
+    mut f: impl FnMut(Service, &'m [u8], Outcome<'m>) -> core::ops::ControlFlow<B>,
+) -> Option<B> {
+    for rec in msg.records().flatten() {
+        let RData::Ptr(target) = rec.data else {
+            continue;
+        };
+        for service in [Service::Tcp, Service::Udp] {
+            let type_name = service.type_name();
+            if !opts.services.contains(service) || !rec.name.same(&type_name) {
+                continue;
+            }
+            let Some(label) = target.child_of(&type_name) else {
+                continue;
+            };
+            if label.contains(&0)
+                || opts
+                    .instance
+                    .is_some_and(|want| !want.eq_ignore_ascii_case(label))
+            {
+                continue;
+            }
+            let outcome = resolve(msg, opts, service, label, &target, None, None);
+            if let core::ops::ControlFlow::Break(b) = f(service, label, outcome) {
+                return Some(b);
+            }
+        }
+    }
+    None
+}
+
+/// Every gateway `packet` announces completely (PTR, SRV and address in the one
+/// datagram), filtered by `opts` (its timeout unused): for tools that list what answers.
+/// Malformed datagrams are an error, answers of other kinds give nothing.
+pub fn gateways_in(
+    packet: &[u8],
+    opts: &Options<'_>,
+    mut f: impl FnMut(Found),
+) -> Result<(), DnsError> {
+    let msg = Message::parse(packet)?;
+    msg.check()?;
+    if msg.is_answer() {
+        each_instance::<()>(&msg, opts, |_, _, o| {
+            if let Outcome::Found(found) = o {
+                f(found);
+            }
+            core::ops::ControlFlow::Continue(())
+        });
+    }
+    Ok(())
+}
+
+/// The discovery machine (sans-IO). Times are milliseconds of any monotonic clock that
+/// wraps at 2^32.
+#[derive(Debug)]
+pub struct Resolver<'f> {
+    opts: Options<'f>,
+    start: u32,
+    timeout: u32,
+    next_query: u32,
+    interval: u32,
+    id: u16,
+    pending: Option<Pending>,
+    stats: Stats,
+}
+
+impl<'f> Resolver<'f> {
+    /// Starts a discovery at `now`. `InvalidArg` for an empty or over-long instance name.
+    pub fn new(now: u32, opts: &Options<'f>) -> Result<Self, Error> {
+        if opts
+            .instance
+            .is_some_and(|i| i.is_empty() || i.len() > MAX_INSTANCE)
+        {
+            return Err(Error::InvalidArg);
+        }
+        let timeout = match opts.timeout_ms {
+            0 => DEFAULT_TIMEOUT_MS,
+            t => t.min(i32::MAX as u32),
+        };
+        Ok(Self {
+            opts: *opts,
+            start: now,
+            timeout,
+            next_query: now,
+            interval: FIRST_INTERVAL_MS,
+            // Any id will do (answers are not matched by id); a time-derived one keeps two
+            // devices that start together from sending identical queries.
+            id: (now as u16) ^ 0x5e0d,
+            pending: None,
+            stats: Stats::default(),
+        })
+    }
+
+    /// What this run has seen so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Whether the timeout has passed.
+    pub fn expired(&self, now: u32) -> bool {
+        now.wrapping_sub(self.start) >= self.timeout
+    }
+
+    /// The error to report when the timeout passed without a gateway: `BadFrame` when a
+    /// malformed answer arrived, else `Timeout`.
+    pub fn failure(&self) -> Error {
+        if self.stats.malformed > 0 {
+            Error::BadFrame
+        } else {
+            Error::Timeout
+        }
+    }
+
+    /// When the machine next needs [`Resolver::poll_transmit`] or the final
+    /// [`Resolver::expired`] check: the next query or the timeout, whichever is first.
+    pub fn poll_timeout(&self) -> u32 {
+        let deadline = self.start.wrapping_add(self.timeout);
+        if (self.next_query.wrapping_sub(deadline) as i32) < 0 {
+            self.next_query
+        } else {
+            deadline
+        }
+    }
+
+    /// Writes the next query into `buf` when one is due at `now` (its length), else
+    /// `None`. `BufferOverflow` when `buf` is too small ([`DATAGRAM_LEN`] is enough).
+    pub fn poll_transmit(&mut self, now: u32, buf: &mut [u8]) -> Result<Option<usize>, Error> {
+        if self.expired(now) || (now.wrapping_sub(self.next_query) as i32) < 0 {
+            return Ok(None);
+        }
+        let mut w = Writer::new(buf, self.id, 0)?;
+        for service in [Service::Tcp, Service::Udp] {
+            if self.opts.services.contains(service) {
+                w.question(&service.type_name(), dns::TYPE_PTR, CLASS_IN)?;
+            }
+        }
+        if let Some(p) = &self.pending {
+            match (p.missing, &p.host) {
+                (Missing::Addr, Some(host)) => w.question(&host.name(), dns::TYPE_A, CLASS_IN)?,
+                _ => {
+                    let inst =
+                        NameBuf::<MAX_NAME_INSTANCE>::prefixed(p.label(), &p.service.type_name())?;
+                    w.question(&inst.name(), dns::TYPE_SRV, CLASS_IN)?;
+                    w.question(&inst.name(), dns::TYPE_TXT, CLASS_IN)?;
+                }
+            }
+        }
+        let n = w.finish();
+        self.id = self.id.wrapping_add(1);
+        self.stats.queries = self.stats.queries.saturating_add(1);
+        self.next_query = now.wrapping_add(self.interval);
+        self.interval = (self.interval * 2).min(8 * FIRST_INTERVAL_MS);
+        Ok(Some(n))
+    }
+
+    fn malformed(&mut self, e: DnsError) -> DnsError {
+        self.stats.malformed = self.stats.malformed.saturating_add(1);
+        self.stats.last_error = Some(e);
+        e
+    }
+
+    /// Reads one datagram received at `now`. `Ok(Some)` is the gateway; `Ok(None)`: not
+    /// (yet) one that matches — keep waiting; `Err`: malformed, counted and dropped — keep
+    /// waiting too.
+    pub fn handle_datagram(&mut self, now: u32, packet: &[u8]) -> Result<Option<Found>, DnsError> {
+        let msg = Message::parse(packet).map_err(|e| self.malformed(e))?;
+        msg.check().map_err(|e| self.malformed(e))?;
+        if !msg.is_answer() {
+            return Ok(None);
+        }
+        self.stats.answers = self.stats.answers.saturating_add(1);
+
+        // An instance seen before: this answer may bring what it lacked.
+        if let Some(p) = self.pending.take() {
+            let inst = NameBuf::<MAX_NAME_INSTANCE>::prefixed(p.label(), &p.service.type_name());
+            if let Ok(inst) = inst {
+                let srv = match (p.missing, &p.host) {
+                    (Missing::Addr, Some(h)) => Some((p.port, h.name())),
+                    _ => None,
+                };
+                let opts = self.opts;
+                match resolve(
+                    &msg,
+                    &opts,
+                    p.service,
+                    p.label(),
+                    &inst.name(),
+                    srv,
+                    p.version,
+                ) {
+                    Outcome::Found(f) => return Ok(Some(f)),
+                    Outcome::Skip => {}
+                    // Progress: the SRV came, its address did not. Ask for that now.
+                    o @ Outcome::NeedAddr(..) if p.missing == Missing::Srv => {
+                        self.remember(now, p.service, p.label(), o)
+                    }
+                    _ => self.pending = Some(p),
+                }
+            }
+        }
+
+        let opts = self.opts;
+        let mut first_partial = None;
+        let found = each_instance(&msg, &opts, |service, label, outcome| match outcome {
+            Outcome::Found(f) => core::ops::ControlFlow::Break(f),
+            Outcome::Skip => core::ops::ControlFlow::Continue(()),
+            partial => {
+                if first_partial.is_none() {
+                    first_partial = Some((service, label, partial));
+                }
+                core::ops::ControlFlow::Continue(())
+            }
+        });
+        if found.is_some() {
+            return Ok(found);
+        }
+        if self.pending.is_none() {
+            if let Some((service, label, outcome)) = first_partial {
+                self.remember(now, service, label, outcome);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Keeps a partly resolved instance and asks for the rest at once.
+    fn remember(&mut self, now: u32, service: Service, label: &[u8], outcome: Outcome<'_>) {
+        let Some((l, label_len)) = copy_label(label) else {
+            return;
+        };
+        let (missing, version, port, host) = match outcome {
+            Outcome::NeedSrv(v) => (Missing::Srv, v, 0, None),
+            Outcome::NeedAddr(v, port, host) => match NameBuf::copy_of(&host) {
+                Ok(h) => (Missing::Addr, v, port, Some(h)),
+                Err(_) => return, // a host name too long to ask for later
+            },
+            _ => return,
+        };
+        self.pending = Some(Pending {
+            missing,
+            service,
+            label: l,
+            label_len,
+            port,
+            version,
+            host,
+        });
+        self.next_query = now;
+    }
+
+    /// Runs the machine over a blocking [`Transport`] (a datagram socket that sends to
+    /// the mDNS group, e.g. [`host::MdnsSocket`]) and a [`Clock`] until a gateway answers
+    /// or the timeout passes. `buf` receives datagrams and holds queries
+    /// ([`DATAGRAM_LEN`] bytes are enough).
+    pub fn run<T: Transport, C: Clock>(
+        &mut self,
+        transport: &mut T,
+        clock: &mut C,
+        buf: &mut [u8],
+    ) -> Result<Found, Error> {
+        drive(&mut Polled(transport, clock), self, buf)
+    }
+}
+
+/// Longest instance full name: a 63-byte label and `_usmp._tcp.local`, in wire form.
+const MAX_NAME_INSTANCE: usize = 1 + MAX_INSTANCE + 18;
+
+/// Finds a gateway: [`Resolver::run`] with a new resolver.
+pub fn discover<T: Transport, C: Clock>(
+    transport: &mut T,
+    clock: &mut C,
+    opts: &Options<'_>,
+    buf: &mut [u8],
+) -> Result<Found, Error> {
+    let mut r = Resolver::new(clock.now_ms(), opts)?;
+    r.run(transport, clock, buf)
+}
+
+/// The I/O one discovery loop needs; the Rust face and the C face each implement it.
+pub(crate) trait Io {
+    fn now(&mut self) -> u32;
+    fn send(&mut self, datagram: &[u8]) -> Result<(), Error>;
+    /// One datagram into `buf` (its length), or 0 when none came within `wait_ms`.
+    fn recv(&mut self, buf: &mut [u8], wait_ms: u32) -> Result<usize, Error>;
+}
+
+/// The one loop: query when due, wait for answers until the next event, stop at a
+/// gateway or at the timeout.
+pub(crate) fn drive<I: Io>(
+    io: &mut I,
+    r: &mut Resolver<'_>,
+    buf: &mut [u8],
+) -> Result<Found, Error> {
+    loop {
+        let now = io.now();
+        if let Some(n) = r.poll_transmit(now, buf)? {
+            io.send(buf.get(..n).ok_or(Error::BufferOverflow)?)?;
+        }
+        if r.expired(now) {
+            return Err(r.failure());
+        }
+        let wait = r.poll_timeout().wrapping_sub(now).max(1);
+        let n = io.recv(buf, wait)?;
+        if let Some(packet) = buf.get(..n).filter(|p| !p.is_empty()) {
+            if let Ok(Some(found)) = r.handle_datagram(io.now(), packet) {
+                return Ok(found);
+            }
+        }
+    }
+}
+
+/// A [`Transport`] polled in turns of the [`Clock`]'s `idle`.
+struct Polled<'a, T, C>(&'a mut T, &'a mut C);
+
+impl<T: Transport, C: Clock> Io for Polled<'_, T, C> {
+    fn now(&mut self) -> u32 {
+        self.1.now_ms()
+    }
+    fn send(&mut self, datagram: &[u8]) -> Result<(), Error> {
+        self.0.send(datagram)
+    }
+    fn recv(&mut self, buf: &mut [u8], _wait_ms: u32) -> Result<usize, Error> {
+        match self.0.try_recv(buf)? {
+            Some(n) => Ok(n),
+            None => {
+                self.1.idle();
+                Ok(0)
+            }
+        }
+    }
+}
