@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod announce;
+mod discover;
 mod keygen;
 mod out;
 
@@ -29,6 +31,10 @@ struct Cli {
 enum Command {
     /// Print a new random 32-byte pre-shared key (hex, C initializer, sdkconfig line).
     Keygen(keygen::Args),
+    /// Announce a gateway on the local network (DNS-SD over mDNS), for devices that discover it.
+    Announce(announce::Args),
+    /// List the gateways announced on the local network.
+    Discover(discover::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +42,8 @@ fn main() -> ExitCode {
     let out = Out::new(cli.json, cli.verbose);
     let r = match cli.command {
         Command::Keygen(a) => keygen::run(&out, a),
+        Command::Announce(a) => announce::run(&out, a),
+        Command::Discover(a) => discover::run(&out, a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
