@@ -26,8 +26,9 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy -D warnings (host with tests, and the no_std library for a Cortex-M target)"
-cargo clippy --all-targets --features std -- -D warnings
+cargo clippy --all-targets --features std,discovery -- -D warnings
 cargo clippy --lib --target thumbv7em-none-eabihf -- -D warnings
+cargo clippy --lib --features discovery --target thumbv7em-none-eabihf -- -D warnings
 # The Rust API alone, as Rust firmware uses it (no C API, no panic handler).
 cargo clippy --lib --no-default-features --target thumbv7em-none-eabihf -- -D warnings
 
@@ -38,20 +39,27 @@ if ! cmp -s "$build/usmp.h.regen" include/usmp.h; then
   echo "include/usmp.h is stale: run cbindgen --config cbindgen.toml --output include/usmp.h" >&2
   exit 1
 fi
+# Discovery's own header, from src/discovery/capi.rs alone.
+cbindgen --quiet --config cbindgen-discovery.toml --output "$build/usmp_discovery.h.regen" src/discovery/capi.rs
+if ! cmp -s "$build/usmp_discovery.h.regen" include/usmp_discovery.h; then
+  diff -u include/usmp_discovery.h "$build/usmp_discovery.h.regen" | head -40
+  echo "include/usmp_discovery.h is stale: run cbindgen --config cbindgen-discovery.toml --output include/usmp_discovery.h src/discovery/capi.rs" >&2
+  exit 1
+fi
 # Only the C API belongs in the header: constants of the Rust core must not leak into it.
 if grep -E '^#define ' include/usmp.h | grep -v -E '^#define USMP_'; then
   echo "include/usmp.h defines names outside the USMP_ namespace (add them to cbindgen.toml's exclude)" >&2
   exit 1
 fi
 
-step "Rust tests (vectors, device<->responder sessions, the Rust API blocking and async, C and Rust faces on the wire, doctests)"
-cargo test --features std
+step "Rust tests (vectors, device<->responder sessions, the Rust API blocking and async, C and Rust faces on the wire, discovery, doctests)"
+cargo test --features std,discovery
 
 step "Rust API docs and crate package: rustdoc -D warnings, cargo publish --dry-run, the library on the MSRV"
-RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --features std
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --features std,discovery
 cargo publish --dry-run --allow-dirty 2>&1 | grep -v '^warning: ignoring .* not included in the published package' | tail -n 3
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
-cargo "+$msrv" check -q --lib --features std
+cargo "+$msrv" check -q --lib --features std,discovery
 echo "ok: the library builds with Rust $msrv (rust-version)"
 
 step "cross builds of the release static library (LTO) for the MCU targets"
@@ -80,6 +88,9 @@ ctest --test-dir "$build/ctest" --output-on-failure
 
 step "interop with the real gateways from PyPI (usmp 0.5.1 = wire v1, usmp 1.2.2 = wire v2): the C API and the Rust API"
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/interop -q -rA
+
+step "gateway discovery (mDNS / DNS-SD) in a network namespace of its own: the C device finds the real gateway announced by python-zeroconf and by usmp announce, then echoes; timeout, name filter, hostile answers"
+USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/discovery -q -rA
 
 step "STM32F405 firmware (examples/stm32_uart) in QEMU netduinoplus2, USART1 bridged to the real gateways"
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/stm32 -q -rA

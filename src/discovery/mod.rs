@@ -11,22 +11,25 @@
 //! device neither binds port 5353 nor joins the group (it can run next to an mDNS
 //! responder of its own). Queries are repeated after 1, 2, 4 ... s until the timeout.
 //!
-//! [`Resolver`] is the sans-IO machine: it writes queries into a caller buffer
-//! ([`Resolver::poll_transmit`]), reads answers ([`Resolver::handle_datagram`]) and says
-//! when it next needs to run ([`Resolver::poll_timeout`]). An answer that names an
+//! [`Resolver`](crate::discovery::Resolver) is the sans-IO machine: it writes queries into a caller buffer
+//! ([`Resolver::poll_transmit`](crate::discovery::Resolver::poll_transmit)), reads answers ([`Resolver::handle_datagram`](crate::discovery::Resolver::handle_datagram)) and says
+//! when it next needs to run ([`Resolver::poll_timeout`](crate::discovery::Resolver::poll_timeout)). An answer that names an
 //! instance without its SRV or address record starts a follow-up question for exactly
-//! that. [`discover`] is the blocking loop over a [`Transport`] and a [`Clock`]; the C API
+//! that. [`discover`](crate::discovery::discover()) is the blocking loop over a [`Transport`] and a [`Clock`]; the C API
 //! (`usmp_discover`, header `usmp_discovery.h`) is the same loop over a `usmp_transport_t`.
 //!
 //! Discovery is not authenticated: anyone on the link can answer. That is harmless to the
 //! session — the handshake proves the gateway knows the PSK, so a forged answer costs a
 //! failed handshake, never a session — but it means an attacker can hide the gateway
 //! (as they could by jamming). The TXT wire version is only a filter
-//! ([`Options::version`]): the device never lets an answer choose its wire version.
+//! ([`Options::version`](crate::discovery::Options::version)): the device never lets an answer choose its wire version.
 //!
-//! Malformed answers (see [`dns::DnsError`]) are counted and dropped, and the wait goes on;
+//! Malformed answers (see [`dns::DnsError`](crate::discovery::dns::DnsError)) are counted and dropped, and the wait goes on;
 //! if nothing usable came by the timeout, the result is [`Error::BadFrame`] when a
 //! malformed answer was seen, else [`Error::Timeout`]. IPv4 only.
+
+// The links above are crate paths: with the `cbindgen:ignore` doc comment on the module
+// in lib.rs, rustdoc resolves this module's docs from the crate root.
 
 pub mod announce;
 pub mod dns;
