@@ -104,7 +104,7 @@ USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/rust_firmwar
 step "packaging: ESP-IDF component archive (compote), add_subdirectory/find_package consumers, Cortex-M4 cross defaults"
 tests/component/test_component.sh
 
-step "fuzzing (cargo-fuzz/libFuzzer + ASan): the regressions, then each of the 7 targets for 20 s"
+step "fuzzing (cargo-fuzz/libFuzzer + ASan): the regressions, then each of the 8 targets for 20 s"
 scripts/fuzz.sh ci
 
 step "Miri (undefined behaviour): the core's unit tests and the fuzz replay through the C API"

@@ -562,6 +562,7 @@ fn a_query_is_not_an_answer_and_unusable_records_are_skipped() {
         (&b"ok"[..], [10, 0, 0, 1], 0),
         (b"ok", [224, 0, 0, 1], 9000),
         (b"ok", [0, 0, 0, 0], 9000),
+        (b"ok", [0, 1, 2, 3], 9000), // 0.0.0.0/8 (found by the fuzzer)
         (b"ok", [255, 255, 255, 255], 9000),
         (b"n\0ul", [10, 0, 0, 1], 9000), // a NUL in the name would cut the C string
     ];

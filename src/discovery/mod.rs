@@ -210,9 +210,10 @@ fn copy_label(label: &[u8]) -> Option<([u8; MAX_INSTANCE], u8)> {
     Some((out, u8::try_from(label.len()).ok()?))
 }
 
-/// An address a device can connect to: not 0.0.0.0, multicast or broadcast.
+/// An address a device can connect to: not in 0.0.0.0/8 ("this network"), multicast or
+/// reserved (224.0.0.0 and above, broadcast included).
 fn usable(a: [u8; 4]) -> bool {
-    a != [0; 4] && a[0] < 224
+    a[0] != 0 && a[0] < 224
 }
 
 fn version_of(txt: &dns::Txt<'_>) -> Option<Version> {
