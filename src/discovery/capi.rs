@@ -187,20 +187,17 @@ fn dotted(a: [u8; 4], out: &mut [c_char; 16]) {
     put(0);
 }
 
-fn info_of(f: &Found) -> usmp_gateway_info_t {
-    let mut info = usmp_gateway_info_t {
-        instance: [0; USMP_DISCOVER_INSTANCE_LEN],
-        host: [0; 16],
-        addr: f.addr,
-        port: f.port,
-        service: f.service as u8,
-        protocol_version: f.version.map_or(0, Version::byte),
-    };
+/// Fills `info` from `f`, field by field (no copy of the whole on the stack).
+fn fill_info(info: &mut usmp_gateway_info_t, f: &Found) {
+    info.instance = [0; USMP_DISCOVER_INSTANCE_LEN];
     for (dst, &src) in info.instance.iter_mut().zip(f.instance()) {
         *dst = src as c_char;
     }
     dotted(f.addr, &mut info.host);
-    info
+    info.addr = f.addr;
+    info.port = f.port;
+    info.service = f.service as u8;
+    info.protocol_version = f.version.map_or(0, Version::byte);
 }
 
 /// The C transport and the port clock as the discovery loop's I/O.
@@ -339,10 +336,12 @@ unsafe fn discover_c(
     let mut io = CIo(t);
     let mut resolver = Resolver::new(io.now(), &options)?;
     let mut buf = [0u8; DATAGRAM_LEN];
-    let r = drive(&mut io, &mut resolver, &mut buf);
+    let mut found = Found::EMPTY;
+    let r = drive(&mut io, &mut resolver, &mut buf, &mut found);
     *seen = resolver.stats();
-    let found = r?;
-    // SAFETY: non-null (checked) and writable per the contract.
-    unsafe { out.write(info_of(&found)) };
+    r?;
+    // SAFETY: non-null (checked), writable and aligned per the contract; every field of
+    // the C struct is plain data, so a reference to it is sound.
+    fill_info(unsafe { &mut *out }, &found);
     Ok(())
 }

@@ -261,14 +261,28 @@ impl<const N: usize> NameBuf<N> {
 
     /// A copy of `name`.
     pub fn copy_of(name: &Name<'_>) -> Result<Self, Error> {
-        let mut b = Self {
+        let mut b = Self::root();
+        b.set(name)?;
+        Ok(b)
+    }
+
+    /// The root name (no labels).
+    pub const fn root() -> Self {
+        Self {
             bytes: [0; N],
-            len: 0,
-        };
-        for l in name.labels() {
-            b.push(l)?;
+            len: 1,
         }
-        b.finish()
+    }
+
+    /// Makes this a copy of `name`, in place; on an error it is the root name.
+    pub fn set(&mut self, name: &Name<'_>) -> Result<(), Error> {
+        self.len = 0;
+        let r = name.labels().try_for_each(|l| self.push(l));
+        if r.is_err() {
+            self.len = 0;
+        }
+        self.terminate()?;
+        r
     }
 
     fn push(&mut self, label: &[u8]) -> Result<(), Error> {
@@ -292,9 +306,15 @@ impl<const N: usize> NameBuf<N> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Self, Error> {
+    /// Adds the root byte (push leaves room for it).
+    fn terminate(&mut self) -> Result<(), Error> {
         *self.bytes.get_mut(self.len).ok_or(Error::BufferOverflow)? = 0;
         self.len += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Self, Error> {
+        self.terminate()?;
         Ok(self)
     }
 
@@ -725,6 +745,30 @@ impl<'b> Writer<'b> {
         }
         self.whole(|w| {
             w.put_name(name)?;
+            w.put(&qtype.to_be_bytes())?;
+            w.put(&qclass.to_be_bytes())?;
+            w.count(0)
+        })
+    }
+
+    /// Adds a question for `<label>.<parent>`.
+    pub fn question_under(
+        &mut self,
+        label: &[u8],
+        parent: &Name<'_>,
+        qtype: u16,
+        qclass: u16,
+    ) -> Result<(), Error> {
+        if self.section != 0 || label.is_empty() || label.len() > MAX_LABEL {
+            return Err(Error::InvalidArg);
+        }
+        if 1 + label.len() + parent.wire_len() > MAX_NAME {
+            return Err(Error::BufferOverflow);
+        }
+        self.whole(|w| {
+            w.put(&[label.len() as u8])?;
+            w.put(label)?;
+            w.put_name(parent)?;
             w.put(&qtype.to_be_bytes())?;
             w.put(&qclass.to_be_bytes())?;
             w.count(0)

@@ -39,6 +39,8 @@ pub mod capi;
 #[cfg(feature = "std")]
 pub mod host;
 
+use core::ops::ControlFlow;
+
 use dns::{DnsError, Message, Name, NameBuf, RData, Writer, CLASS_IN};
 
 use crate::{Clock, Error, Transport, Version};
@@ -148,6 +150,16 @@ pub struct Found {
 }
 
 impl Found {
+    /// A placeholder to be filled by [`Resolver::handle_into`].
+    pub const EMPTY: Self = Self {
+        service: Service::Tcp,
+        addr: [0; 4],
+        port: 0,
+        version: None,
+        instance: [0; MAX_INSTANCE],
+        instance_len: 0,
+    };
+
     /// The instance name (UTF-8 by convention, not checked; never contains a NUL).
     pub fn instance(&self) -> &[u8] {
         self.instance
@@ -177,37 +189,75 @@ enum Missing {
     Addr,
 }
 
-/// An instance seen in an answer that lacked its SRV or address record.
-#[derive(Clone, Copy, Debug)]
+/// An instance seen in an answer that lacked its SRV or address record (none while
+/// `missing` is `None`), updated in place.
+#[derive(Clone, Debug)]
 struct Pending {
-    missing: Missing,
+    missing: Option<Missing>,
     service: Service,
     label: [u8; MAX_INSTANCE],
     label_len: u8,
     port: u16,
     version: Option<Version>,
-    host: Option<NameBuf<MAX_HOST_NAME>>,
+    host: NameBuf<MAX_HOST_NAME>,
 }
 
 impl Pending {
     fn label(&self) -> &[u8] {
         self.label.get(..usize::from(self.label_len)).unwrap_or(&[])
     }
+
+    /// Keeps the SRV target of a partial answer: true when there is one to ask for.
+    fn need_addr(&mut self, version: Option<Version>, port: u16, host: &Name<'_>) -> bool {
+        let ok = self.host.set(host).is_ok();
+        self.missing = ok.then_some(Missing::Addr);
+        self.version = version;
+        self.port = port;
+        ok
+    }
+
+    /// Keeps a partly resolved instance: true when there is something to ask for.
+    fn start(&mut self, inst: Instance<'_>, outcome: &Outcome<'_>) -> bool {
+        let Some(dst) = self.label.get_mut(..inst.label.len()) else {
+            return false;
+        };
+        dst.copy_from_slice(inst.label);
+        self.label_len = inst.label.len() as u8; // <= 63: checked by the get_mut above
+        self.service = inst.service;
+        match *outcome {
+            Outcome::NeedSrv(version) => {
+                self.missing = Some(Missing::Srv);
+                self.version = version;
+                true
+            }
+            Outcome::NeedAddr(version, port, ref host) => self.need_addr(version, port, host),
+            _ => false,
+        }
+    }
+}
+
+/// An instance: `<label>.<the service type>`.
+#[derive(Clone, Copy, Debug)]
+struct Instance<'l> {
+    service: Service,
+    label: &'l [u8],
+}
+
+impl Instance<'_> {
+    fn named(&self, name: &Name<'_>) -> bool {
+        name.child_of(&self.service.type_name())
+            .is_some_and(|l| l.eq_ignore_ascii_case(self.label))
+    }
 }
 
 /// What one answer tells about one instance.
 enum Outcome<'m> {
-    Found(Found),
+    /// Complete: written into the caller's `Found`.
+    Found,
     NeedSrv(Option<Version>),
     NeedAddr(Option<Version>, u16, Name<'m>),
     /// Not usable (another wire version, port 0).
     Skip,
-}
-
-fn copy_label(label: &[u8]) -> Option<([u8; MAX_INSTANCE], u8)> {
-    let mut out = [0u8; MAX_INSTANCE];
-    out.get_mut(..label.len())?.copy_from_slice(label);
-    Some((out, u8::try_from(label.len()).ok()?))
 }
 
 /// An address a device can connect to: not in 0.0.0.0/8 ("this network"), multicast or
@@ -224,26 +274,24 @@ fn version_of(txt: &dns::Txt<'_>) -> Option<Version> {
     }
 }
 
-/// Looks in `msg` for the rest of the instance `label` (full name `instance`): TXT, SRV
-/// (unless `srv` is already known) and the address of the SRV target.
+/// Looks in `msg` for the rest of the instance: TXT, SRV (unless `srv` is already known)
+/// and the address of the SRV target; a complete gateway goes into `out`.
 fn resolve<'m>(
     msg: &Message<'m>,
     opts: &Options<'_>,
-    service: Service,
-    label: &[u8],
-    instance: &Name<'_>,
+    inst: Instance<'_>,
     srv: Option<(u16, Name<'m>)>,
     version: Option<Version>,
+    out: &mut Found,
 ) -> Outcome<'m> {
     let mut version = version;
     let mut srv = srv;
     for rec in msg.records().flatten() {
-        if !rec.name.same(instance) {
-            continue;
-        }
         match rec.data {
-            RData::Txt(t) => version = version_of(&t).or(version),
-            RData::Srv { port, target, .. } if srv.is_none() => srv = Some((port, target)),
+            RData::Txt(t) if inst.named(&rec.name) => version = version_of(&t).or(version),
+            RData::Srv { port, target, .. } if srv.is_none() && inst.named(&rec.name) => {
+                srv = Some((port, target))
+            }
             _ => {}
         }
     }
@@ -262,26 +310,28 @@ fn resolve<'m>(
         RData::A(a) if usable(a) && rec.name.same(&host) => Some(a),
         _ => None,
     });
-    let (Some(addr), Some((instance, instance_len))) = (addr, copy_label(label)) else {
-        return Outcome::NeedAddr(version, port, host);
-    };
-    Outcome::Found(Found {
-        service,
-        addr,
-        port,
-        version,
-        instance,
-        instance_len,
-    })
+    match (addr, out.instance.get_mut(..inst.label.len())) {
+        (Some(addr), Some(dst)) => {
+            dst.copy_from_slice(inst.label);
+            out.instance_len = inst.label.len() as u8; // <= 63: it fitted
+            out.service = inst.service;
+            out.addr = addr;
+            out.port = port;
+            out.version = version;
+            Outcome::Found
+        }
+        _ => Outcome::NeedAddr(version, port, host),
+    }
 }
 
 /// The instances announced by PTR records in `msg` that `opts` asks for, each with what
 /// the message says about it (the message must have passed [`Message::check`]).
-fn each_instance<'m, B>(
+fn each_instance<'m>(
     msg: &Message<'m>,
     opts: &Options<'_>,
-    mut f: impl FnMut(Service, &'m [u8], Outcome<'m>) -> core::ops::ControlFlow<B>,
-) -> Option<B> {
+    out: &mut Found,
+    mut f: impl FnMut(Instance<'m>, Outcome<'m>, &Found) -> ControlFlow<()>,
+) -> bool {
     for rec in msg.records().flatten() {
         let RData::Ptr(target) = rec.data else {
             continue;
@@ -294,6 +344,7 @@ fn each_instance<'m, B>(
             let Some(label) = target.child_of(&type_name) else {
                 continue;
             };
+            // A NUL would cut the C string; the filter compares like DNS names do.
             if label.contains(&0)
                 || opts
                     .instance
@@ -301,13 +352,14 @@ fn each_instance<'m, B>(
             {
                 continue;
             }
-            let outcome = resolve(msg, opts, service, label, &target, None, None);
-            if let core::ops::ControlFlow::Break(b) = f(service, label, outcome) {
-                return Some(b);
+            let inst = Instance { service, label };
+            let outcome = resolve(msg, opts, inst, None, None, out);
+            if f(inst, outcome, out).is_break() {
+                return true;
             }
         }
     }
-    None
+    false
 }
 
 /// Every gateway `packet` announces completely (PTR, SRV and address in the one
@@ -321,11 +373,12 @@ pub fn gateways_in(
     let msg = Message::parse(packet)?;
     msg.check()?;
     if msg.is_answer() {
-        each_instance::<()>(&msg, opts, |_, _, o| {
-            if let Outcome::Found(found) = o {
-                f(found);
+        let mut scratch = Found::EMPTY;
+        each_instance(&msg, opts, &mut scratch, |_, o, found| {
+            if let Outcome::Found = o {
+                f(*found);
             }
-            core::ops::ControlFlow::Continue(())
+            ControlFlow::Continue(())
         });
     }
     Ok(())
@@ -341,7 +394,7 @@ pub struct Resolver<'f> {
     next_query: u32,
     interval: u32,
     id: u16,
-    pending: Option<Pending>,
+    pending: Pending,
     stats: Stats,
 }
 
@@ -367,7 +420,15 @@ impl<'f> Resolver<'f> {
             // Any id will do (answers are not matched by id); a time-derived one keeps two
             // devices that start together from sending identical queries.
             id: (now as u16) ^ 0x5e0d,
-            pending: None,
+            pending: Pending {
+                missing: None,
+                service: Service::Tcp,
+                label: [0; MAX_INSTANCE],
+                label_len: 0,
+                port: 0,
+                version: None,
+                host: NameBuf::root(),
+            },
             stats: Stats::default(),
         })
     }
@@ -405,6 +466,7 @@ impl<'f> Resolver<'f> {
 
     /// Writes the next query into `buf` when one is due at `now` (its length), else
     /// `None`. `BufferOverflow` when `buf` is too small ([`DATAGRAM_LEN`] is enough).
+    #[inline(never)]
     pub fn poll_transmit(&mut self, now: u32, buf: &mut [u8]) -> Result<Option<usize>, Error> {
         if self.expired(now) || (now.wrapping_sub(self.next_query) as i32) < 0 {
             return Ok(None);
@@ -415,16 +477,15 @@ impl<'f> Resolver<'f> {
                 w.question(&service.type_name(), dns::TYPE_PTR, CLASS_IN)?;
             }
         }
-        if let Some(p) = &self.pending {
-            match (p.missing, &p.host) {
-                (Missing::Addr, Some(host)) => w.question(&host.name(), dns::TYPE_A, CLASS_IN)?,
-                _ => {
-                    let inst =
-                        NameBuf::<MAX_NAME_INSTANCE>::prefixed(p.label(), &p.service.type_name())?;
-                    w.question(&inst.name(), dns::TYPE_SRV, CLASS_IN)?;
-                    w.question(&inst.name(), dns::TYPE_TXT, CLASS_IN)?;
+        let p = &self.pending;
+        match p.missing {
+            Some(Missing::Addr) => w.question(&p.host.name(), dns::TYPE_A, CLASS_IN)?,
+            Some(Missing::Srv) => {
+                for qtype in [dns::TYPE_SRV, dns::TYPE_TXT] {
+                    w.question_under(p.label(), &p.service.type_name(), qtype, CLASS_IN)?;
                 }
             }
+            None => {}
         }
         let n = w.finish();
         self.id = self.id.wrapping_add(1);
@@ -444,88 +505,68 @@ impl<'f> Resolver<'f> {
     /// (yet) one that matches — keep waiting; `Err`: malformed, counted and dropped — keep
     /// waiting too.
     pub fn handle_datagram(&mut self, now: u32, packet: &[u8]) -> Result<Option<Found>, DnsError> {
+        let mut found = Found::EMPTY;
+        Ok(self.handle_into(now, packet, &mut found)?.then_some(found))
+    }
+
+    /// [`Resolver::handle_datagram`] writing the gateway into `out` (true when it did).
+    #[inline(never)]
+    pub fn handle_into(
+        &mut self,
+        now: u32,
+        packet: &[u8],
+        out: &mut Found,
+    ) -> Result<bool, DnsError> {
         let msg = Message::parse(packet).map_err(|e| self.malformed(e))?;
         msg.check().map_err(|e| self.malformed(e))?;
         if !msg.is_answer() {
-            return Ok(None);
+            return Ok(false);
         }
         self.stats.answers = self.stats.answers.saturating_add(1);
 
         // An instance seen before: this answer may bring what it lacked.
-        if let Some(p) = self.pending.take() {
-            let inst = NameBuf::<MAX_NAME_INSTANCE>::prefixed(p.label(), &p.service.type_name());
-            if let Ok(inst) = inst {
-                let srv = match (p.missing, &p.host) {
-                    (Missing::Addr, Some(h)) => Some((p.port, h.name())),
-                    _ => None,
-                };
-                let opts = self.opts;
-                match resolve(
-                    &msg,
-                    &opts,
-                    p.service,
-                    p.label(),
-                    &inst.name(),
-                    srv,
-                    p.version,
-                ) {
-                    Outcome::Found(f) => return Ok(Some(f)),
-                    Outcome::Skip => {}
-                    // Progress: the SRV came, its address did not. Ask for that now.
-                    o @ Outcome::NeedAddr(..) if p.missing == Missing::Srv => {
-                        self.remember(now, p.service, p.label(), o)
+        let p = &self.pending;
+        let inst = Instance {
+            service: p.service,
+            label: p.label(),
+        };
+        match p.missing {
+            Some(Missing::Srv) => match resolve(&msg, &self.opts, inst, None, p.version, out) {
+                Outcome::Found => return Ok(true),
+                Outcome::NeedAddr(version, port, host) => {
+                    if self.pending.need_addr(version, port, &host) {
+                        self.next_query = now; // progress: ask for the address at once
                     }
-                    _ => self.pending = Some(p),
                 }
-            }
-        }
-
-        let opts = self.opts;
-        let mut first_partial = None;
-        let found = each_instance(&msg, &opts, |service, label, outcome| match outcome {
-            Outcome::Found(f) => core::ops::ControlFlow::Break(f),
-            Outcome::Skip => core::ops::ControlFlow::Continue(()),
-            partial => {
-                if first_partial.is_none() {
-                    first_partial = Some((service, label, partial));
-                }
-                core::ops::ControlFlow::Continue(())
-            }
-        });
-        if found.is_some() {
-            return Ok(found);
-        }
-        if self.pending.is_none() {
-            if let Some((service, label, outcome)) = first_partial {
-                self.remember(now, service, label, outcome);
-            }
-        }
-        Ok(None)
-    }
-
-    /// Keeps a partly resolved instance and asks for the rest at once.
-    fn remember(&mut self, now: u32, service: Service, label: &[u8], outcome: Outcome<'_>) {
-        let Some((l, label_len)) = copy_label(label) else {
-            return;
-        };
-        let (missing, version, port, host) = match outcome {
-            Outcome::NeedSrv(v) => (Missing::Srv, v, 0, None),
-            Outcome::NeedAddr(v, port, host) => match NameBuf::copy_of(&host) {
-                Ok(h) => (Missing::Addr, v, port, Some(h)),
-                Err(_) => return, // a host name too long to ask for later
+                Outcome::Skip => self.pending.missing = None,
+                Outcome::NeedSrv(_) => {}
             },
-            _ => return,
-        };
-        self.pending = Some(Pending {
-            missing,
-            service,
-            label: l,
-            label_len,
-            port,
-            version,
-            host,
+            Some(Missing::Addr) => {
+                let srv = Some((p.port, p.host.name()));
+                if let Outcome::Found = resolve(&msg, &self.opts, inst, srv, p.version, out) {
+                    return Ok(true);
+                }
+            }
+            None => {}
+        }
+
+        // Instances this answer announces; the first partial one is followed up when no
+        // other is.
+        let pending = &mut self.pending;
+        let mut ask = false;
+        let found = each_instance(&msg, &self.opts, out, |inst, outcome, _| match outcome {
+            Outcome::Found => ControlFlow::Break(()),
+            partial => {
+                if pending.missing.is_none() {
+                    ask = pending.start(inst, &partial);
+                }
+                ControlFlow::Continue(())
+            }
         });
-        self.next_query = now;
+        if ask {
+            self.next_query = now;
+        }
+        Ok(found)
     }
 
     /// Runs the machine over a blocking [`Transport`] (a datagram socket that sends to
@@ -538,12 +579,11 @@ impl<'f> Resolver<'f> {
         clock: &mut C,
         buf: &mut [u8],
     ) -> Result<Found, Error> {
-        drive(&mut Polled(transport, clock), self, buf)
+        let mut found = Found::EMPTY;
+        drive(&mut Polled(transport, clock), self, buf, &mut found)?;
+        Ok(found)
     }
 }
-
-/// Longest instance full name: a 63-byte label and `_usmp._tcp.local`, in wire form.
-const MAX_NAME_INSTANCE: usize = 1 + MAX_INSTANCE + 18;
 
 /// Finds a gateway: [`Resolver::run`] with a new resolver.
 pub fn discover<T: Transport, C: Clock>(
@@ -565,12 +605,13 @@ pub(crate) trait Io {
 }
 
 /// The one loop: query when due, wait for answers until the next event, stop at a
-/// gateway or at the timeout.
+/// gateway (written into `out`) or at the timeout.
 pub(crate) fn drive<I: Io>(
     io: &mut I,
     r: &mut Resolver<'_>,
     buf: &mut [u8],
-) -> Result<Found, Error> {
+    out: &mut Found,
+) -> Result<(), Error> {
     loop {
         let now = io.now();
         if let Some(n) = r.poll_transmit(now, buf)? {
@@ -582,8 +623,8 @@ pub(crate) fn drive<I: Io>(
         let wait = r.poll_timeout().wrapping_sub(now).max(1);
         let n = io.recv(buf, wait)?;
         if let Some(packet) = buf.get(..n).filter(|p| !p.is_empty()) {
-            if let Ok(Some(found)) = r.handle_datagram(io.now(), packet) {
-                return Ok(found);
+            if let Ok(true) = r.handle_into(io.now(), packet, out) {
+                return Ok(());
             }
         }
     }
