@@ -49,6 +49,22 @@ pub struct Args {
     /// Stop after this many seconds (with a goodbye) [default: run until killed].
     #[arg(long)]
     duration: Option<u64>,
+    /// Also answer queries from public IPv4 addresses (by default only private, link-local,
+    /// shared (100.64/10) and loopback sources get an answer: an mDNS responder should not
+    /// reflect traffic off the local network).
+    #[arg(long)]
+    any_source: bool,
+}
+
+/// A source address that may be on the local network (RFC 1918, link-local, CGNAT,
+/// loopback; 0.0.0.0 is what a host without a source address on the route sends from).
+fn local_source(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_private()
+        || ip.is_link_local()
+        || ip.is_loopback()
+        || ip.is_unspecified()
+        || (a == 100 && (64..128).contains(&b))
 }
 
 /// This host's name, for the default instance name and the host record.
@@ -214,6 +230,13 @@ pub fn run(out: &Out, a: Args) -> Result<(), CliError> {
             Err(e) => return Err(CliError::Io(format!("mDNS socket: {e}"))),
         };
         let SocketAddr::V4(from) = from else { continue };
+        if !a.any_source && !local_source(*from.ip()) {
+            out.log(
+                2,
+                format_args!("not answering {from}: not a local address (--any-source)"),
+            );
+            continue;
+        }
         let query = &buf[..n];
         let legacy = from.port() != MDNS_PORT;
         let Some(addr) = a
