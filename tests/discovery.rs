@@ -122,47 +122,9 @@ fn filters_by_instance_service_and_version() {
 
 #[test]
 fn several_instances_in_one_answer() {
-    let mut buf = [0u8; 1024];
-    let mut w = Writer::new(&mut buf, 0, FLAG_QR | FLAG_AA).unwrap();
-    let t = Service::Tcp.type_name();
-    let one = NameBuf::<128>::prefixed(b"one", &t).unwrap();
-    let two = NameBuf::<128>::prefixed(b"two", &t).unwrap();
-    let host = NameBuf::<128>::from_labels(&[b"h", b"local"]).unwrap();
-    w.record(
-        Section::Answer,
-        &t,
-        CLASS_IN,
-        120,
-        &WriteData::Ptr(one.name()),
-    )
-    .unwrap();
-    w.record(
-        Section::Answer,
-        &t,
-        CLASS_IN,
-        120,
-        &WriteData::Ptr(two.name()),
-    )
-    .unwrap();
-    for (n, port) in [(&one, 1), (&two, 2)] {
-        let srv = WriteData::Srv {
-            port,
-            target: host.name(),
-        };
-        w.record(Section::Additional, &n.name(), CLASS_IN, 120, &srv)
-            .unwrap();
-    }
-    w.record(
-        Section::Additional,
-        &host.name(),
-        CLASS_IN,
-        120,
-        &WriteData::A([192, 168, 0, 9]),
-    )
-    .unwrap();
-    let n = w.finish();
+    let answer = raw_answer(&[(b"one", 1), (b"two", 2)], [192, 168, 0, 9]);
     let mut seen = vec![];
-    gateways_in(&buf[..n], &Options::default(), |f| {
+    gateways_in(&answer, &Options::default(), |f| {
         seen.push((f.instance().to_vec(), f.port))
     })
     .unwrap();
@@ -173,7 +135,7 @@ fn several_instances_in_one_answer() {
     };
     let mut r = Resolver::new(0, &two_only).unwrap();
     assert_eq!(
-        r.handle_datagram(0, &buf[..n]).unwrap().map(|f| f.port),
+        r.handle_datagram(0, &answer).unwrap().map(|f| f.port),
         Some(2)
     );
 }
@@ -515,35 +477,32 @@ fn compressed_names_pointing_backwards_are_read() {
     );
 }
 
-/// A complete answer for one `_usmp._tcp` instance, written field by field.
-fn raw_answer(instance: &[u8], addr: [u8; 4], port: u16) -> Vec<u8> {
+/// A complete answer for `_usmp._tcp` instances (name, port) on one host, written field
+/// by field: the PTRs as answers, the SRVs and the host's address as additionals.
+fn raw_answer(instances: &[(&[u8], u16)], addr: [u8; 4]) -> Vec<u8> {
     let mut buf = [0u8; DATAGRAM_LEN];
     let mut w = Writer::new(&mut buf, 0, FLAG_QR | FLAG_AA).unwrap();
     let t = Service::Tcp.type_name();
-    let inst = NameBuf::<128>::prefixed(instance, &t).unwrap();
+    let names: Vec<_> = instances
+        .iter()
+        .map(|(i, _)| NameBuf::<128>::prefixed(i, &t).unwrap())
+        .collect();
     let host = NameBuf::<128>::from_labels(&[b"h", b"local"]).unwrap();
-    w.record(
-        Section::Answer,
-        &t,
-        CLASS_IN,
-        120,
-        &WriteData::Ptr(inst.name()),
-    )
-    .unwrap();
-    let srv = WriteData::Srv {
-        port,
-        target: host.name(),
-    };
-    w.record(Section::Additional, &inst.name(), CLASS_IN, 120, &srv)
+    for n in &names {
+        let ptr = WriteData::Ptr(n.name());
+        w.record(Section::Answer, &t, CLASS_IN, 120, &ptr).unwrap();
+    }
+    for (n, (_, port)) in names.iter().zip(instances) {
+        let srv = WriteData::Srv {
+            port: *port,
+            target: host.name(),
+        };
+        w.record(Section::Additional, &n.name(), CLASS_IN, 120, &srv)
+            .unwrap();
+    }
+    let a = WriteData::A(addr);
+    w.record(Section::Additional, &host.name(), CLASS_IN, 120, &a)
         .unwrap();
-    w.record(
-        Section::Additional,
-        &host.name(),
-        CLASS_IN,
-        120,
-        &WriteData::A(addr),
-    )
-    .unwrap();
     let n = w.finish();
     buf[..n].to_vec()
 }
@@ -555,7 +514,7 @@ fn a_query_is_not_an_answer_and_unusable_records_are_skipped() {
     let n = r.poll_transmit(0, &mut q).unwrap().unwrap();
     assert_eq!(r.handle_datagram(0, &q[..n]), Ok(None));
     assert!(r
-        .handle_datagram(0, &raw_answer(b"ok", [10, 0, 0, 1], 1))
+        .handle_datagram(0, &raw_answer(&[(b"ok", 1)], [10, 0, 0, 1]))
         .unwrap()
         .is_some());
     let unusable = [
@@ -569,7 +528,7 @@ fn a_query_is_not_an_answer_and_unusable_records_are_skipped() {
     for (instance, addr, port) in unusable {
         let mut r = Resolver::new(0, &Options::default()).unwrap();
         assert_eq!(
-            r.handle_datagram(0, &raw_answer(instance, addr, port)),
+            r.handle_datagram(0, &raw_answer(&[(instance, port)], addr)),
             Ok(None),
             "{addr:?}:{port}"
         );
