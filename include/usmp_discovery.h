@@ -168,7 +168,8 @@ extern "C" {
  * Finds a gateway on the local network by DNS-SD over mDNS: opens the mDNS socket
  * transport (`usmp_transport_mdns_init_static`, on `opts->interface_addr`), runs
  * `usmp_discover_over` and closes the socket. Blocks at most `opts->timeout_ms`.
- * `opts` and `stats` may be NULL. Returns what `usmp_discover_over` returns, or
+ * `opts` and `stats` may be NULL. Returns what `usmp_discover_over` returns,
+ * `USMP_ERR_INVALID_ARG` when `interface_addr` is not an IPv4 literal, or
  * `USMP_ERR_TRANSPORT_FAILED` when the socket cannot be opened.
  */
 extern int usmp_discover(const struct usmp_discover_opts_t *opts,
