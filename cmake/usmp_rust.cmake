@@ -317,7 +317,7 @@ endfunction()
 # and a custom target NAME that depends on it (part of `all` with ALL).
 # `cargo rustc --crate-type staticlib` rather than `cargo build`: with the mixed
 # staticlib+rlib crate-type of Cargo.toml, cargo silently drops `lto = true`. The command
-# reruns when a src/*.rs file, Cargo.toml or Cargo.lock changes. Sets OUTPUT_VARIABLE to
+# reruns when a src/*.rs file, Cargo.toml, Cargo.lock or the command line changes. Sets OUTPUT_VARIABLE to
 # the archive's path (libusmp_core.a, next to cargo's libusmp.a).
 function(usmp_rust_add_staticlib)
   cmake_parse_arguments(A "ALL" "NAME;SOURCE_DIR;TARGET_DIR;TRIPLE;TOOLCHAIN;PROFILE;OUTPUT_VARIABLE;WORKING_DIRECTORY"
@@ -368,6 +368,17 @@ function(usmp_rust_add_staticlib)
   if(EXISTS "${A_SOURCE_DIR}/Cargo.lock")
     list(APPEND _deps "${A_SOURCE_DIR}/Cargo.lock")
   endif()
+  # The command line itself (features, profile, toolchain): rewritten only when it changes,
+  # so that turning a feature on or off rebuilds the archive under every generator.
+  set(_args_file "${CMAKE_CURRENT_BINARY_DIR}/${A_NAME}.cargo-args")
+  set(_args_old "")
+  if(EXISTS "${_args_file}")
+    file(READ "${_args_file}" _args_old)
+  endif()
+  if(NOT _args_old STREQUAL "${_cmd}")
+    file(WRITE "${_args_file}" "${_cmd}")
+  endif()
+  list(APPEND _deps "${_args_file}")
 
   set(_comment "usmp: building the Rust core (cargo, ${_profile_dir}")
   if(NOT "${A_TRIPLE}" STREQUAL "")

@@ -66,7 +66,8 @@ def session_frames(v, sender):
     return out
 
 
-seeds = {t: set() for t in ("frame", "handshake", "responder", "session_raw", "session_keyed", "datagram", "capi", "ota")}
+seeds = {t: set() for t in ("frame", "handshake", "responder", "session_raw", "session_keyed", "datagram", "capi", "ota",
+                             "discovery")}
 
 all_frames = []
 for path in sorted(glob.glob(os.path.join(VEC, "v*", "*.json"))):
@@ -224,6 +225,41 @@ for vi, v, ver in ((0, "v2", 2), (1, "v1", 1)):
     evil_hello = frame(ver, 1, hello[12:18] + bytes(32))
     regressions[("responder", f"small-order-hello-then-real-{v}")] = (
         bytes([vi]) + chunk(evil_hello) + chunk(hello) + chunk(hello_ack))
+# discovery: mDNS messages written here byte by byte (not with the library's encoder): a
+# complete answer for one instance (PTR, SRV, TXT, A), the same with compressed names, an
+# answer without additionals, and a query for both service types.
+def dns_name(*labels):
+    return b"".join(bytes([len(x)]) + x for x in labels) + b"\0"
+
+
+def dns_rr(rtype, rdata, cls=1, ttl=120):
+    return struct.pack(">HHIH", rtype, cls, ttl, len(rdata)) + rdata
+
+
+def dns_header(flags, qd, an, ar):
+    return struct.pack(">HHHHHH", 0, flags, qd, an, 0, ar)
+
+
+svc = dns_name(b"_usmp", b"_tcp", b"local")
+inst = dns_name(b"gw", b"_usmp", b"_tcp", b"local")
+host = dns_name(b"gw-host", b"local")
+seeds["discovery"].add(dns_header(0x8400, 0, 1, 3) + svc + dns_rr(12, inst)
+                       + inst + dns_rr(33, struct.pack(">HHH", 0, 0, 9000) + host, 0x8001)
+                       + inst + dns_rr(16, b"\x09txtvers=1\x03v=2", 0x8001)
+                       + host + dns_rr(1, bytes([10, 0, 0, 7]), 0x8001))
+# compressed: the instance points at the service name (offset 12), the host at "local"
+ptr_inst = b"\x02gw\xc0\x0c"
+at_inst = 12 + len(svc) + 10
+c = dns_header(0x8400, 0, 1, 2) + svc + dns_rr(12, ptr_inst)
+at_host = len(c) + 2 + 10 + 6
+c += struct.pack(">H", 0xC000 | at_inst) + dns_rr(33, struct.pack(">HHH", 0, 0, 9000) + b"\x07gw-host\xc0\x17")
+c += struct.pack(">H", 0xC000 | at_host) + dns_rr(1, bytes([10, 0, 0, 8]))
+seeds["discovery"].add(c)
+seeds["discovery"].add(dns_header(0x8400, 0, 1, 0) + svc + dns_rr(12, inst))
+seeds["discovery"].add(dns_header(0, 2, 0, 0) + svc + b"\x00\x0c\x00\x01"
+                       + dns_name(b"_usmp", b"_udp", b"local") + b"\x00\x0c\x00\x01")
+
+
 # Found by the fuzzer (session_keyed, stream mode, v1): a lone DATA_FRAG, an ERROR frame
 # (refused: UNEXPECTED_FRAME, which ends a stream session in the C driver), then DATA: the
 # core, if fed on, delivers a message spanning the refused frame. Kept as a regression of the
@@ -231,6 +267,15 @@ for vi, v, ver in ((0, "v2", 2), (1, "v1", 1)):
 regressions[("session_keyed", "frag-error-data-v1")] = bytes.fromhex(
     "010204050061bebebebebe6364650014bebebebebebebebebebebebebebebebebebebebebebe"
     "626364650014000007777e8507010701")
+
+
+# Found by the fuzzer (discovery): an A record for 0.x.x.x was taken as the gateway's
+# address; addresses in 0.0.0.0/8 are now refused like 0.0.0.0.
+regressions[("discovery", "address-in-0-8")] = bytes.fromhex(
+    "000084000000000100000003055f75736d70045f746370056c6f63616c00000c0001000000780015026777055f75736d"
+    "70045f746370056c6f63616c00026777055f75736d70045f746370056c6f63616c000021800100000078001500000000"
+    "23280767772d686f7374056c6f63616c00026777055f75736d70045f746370056c6f63616c000010800100000078000e"
+    "0974787476657273463103763d320767772d686f7374056c6f63616c0000018001000000780004000a0007")
 
 
 def main():

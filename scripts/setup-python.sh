@@ -3,6 +3,7 @@
 # has the right usmp version is left alone):
 #
 #   v2: ${USMP_VENV_V2:-.venv-interop/v2}  Python 3.11+  usmp==1.2.2 (wire 0x02) + pytest
+#       + zeroconf (python-zeroconf: the independent mDNS responder of tests/discovery)
 #       (this venv also runs the test runner: .venv-interop/v2/bin/python -m pytest tests/interop)
 #   v1: ${USMP_VENV_V1:-.venv-interop/v1}  Python 3.12   usmp==0.5.1 (wire 0x01)
 #
@@ -19,7 +20,8 @@ repo=$(pwd)
 
 V2_DIR=${USMP_VENV_V2:-$repo/.venv-interop/v2}
 V1_DIR=${USMP_VENV_V1:-$repo/.venv-interop/v1}
-V2_PKGS=(usmp==1.2.2 pytest)
+ZEROCONF=zeroconf==0.154.0
+V2_PKGS=(usmp==1.2.2 pytest "$ZEROCONF")
 V1_PKGS=(usmp==0.5.1)
 
 log() { printf 'setup-python: %s\n' "$*"; }
@@ -88,7 +90,11 @@ make_venv() {
 }
 
 setup_v2() {
-  if venv_ok "$V2_DIR" 1.2.2 pytest; then
+  if venv_ok "$V2_DIR" 1.2.2 pytest && ! "$V2_DIR/bin/python" -c 'import zeroconf' 2>/dev/null; then
+    log "v2: adding $ZEROCONF to $V2_DIR"
+    "$V2_DIR/bin/python" -m pip install --quiet --disable-pip-version-check "$ZEROCONF"
+  fi
+  if venv_ok "$V2_DIR" 1.2.2 "pytest, zeroconf"; then
     log "v2 ok: $V2_DIR (usmp 1.2.2, $("$V2_DIR/bin/python" -V 2>&1))"
     return 0
   fi
@@ -99,7 +105,7 @@ setup_v2() {
     exit 1
   }
   make_venv "$V2_DIR" "$py" "${V2_PKGS[@]}"
-  venv_ok "$V2_DIR" 1.2.2 pytest || { echo "setup-python: $V2_DIR is not usable" >&2; exit 1; }
+  venv_ok "$V2_DIR" 1.2.2 "pytest, zeroconf" || { echo "setup-python: $V2_DIR is not usable" >&2; exit 1; }
   log "v2 ready: $V2_DIR"
 }
 

@@ -27,8 +27,9 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy -D warnings (host with tests, and the no_std library for a Cortex-M target)"
-cargo clippy --all-targets --features std,ota -- -D warnings
-cargo clippy --lib --target thumbv7em-none-eabihf --features ota -- -D warnings
+cargo clippy --all-targets --features std,ota,discovery -- -D warnings
+cargo clippy --lib --target thumbv7em-none-eabihf -- -D warnings
+cargo clippy --lib --target thumbv7em-none-eabihf --features ota,discovery -- -D warnings
 # The Rust API alone, as Rust firmware uses it (no C API, no panic handler).
 cargo clippy --lib --no-default-features --features ota --target thumbv7em-none-eabihf -- -D warnings
 # The smallest C build (no datagram, no v1, no error names) and the host tests without them.
@@ -53,20 +54,27 @@ if grep -E '^#define ' include/usmp_ota.h | grep -v -E '^#define USMP_OTA_'; the
   echo "include/usmp_ota.h defines names outside the USMP_OTA_ namespace" >&2
   exit 1
 fi
+# Discovery's own header, from src/discovery/capi.rs alone.
+cbindgen --quiet --config cbindgen-discovery.toml --output "$build/usmp_discovery.h.regen" src/discovery/capi.rs
+if ! cmp -s "$build/usmp_discovery.h.regen" include/usmp_discovery.h; then
+  diff -u include/usmp_discovery.h "$build/usmp_discovery.h.regen" | head -40
+  echo "include/usmp_discovery.h is stale: run cbindgen --config cbindgen-discovery.toml --output include/usmp_discovery.h src/discovery/capi.rs" >&2
+  exit 1
+fi
 # Only the C API belongs in the header: constants of the Rust core must not leak into it.
 if grep -E '^#define ' include/usmp.h | grep -v -E '^#define USMP_'; then
   echo "include/usmp.h defines names outside the USMP_ namespace (add them to cbindgen.toml's exclude)" >&2
   exit 1
 fi
 
-step "Rust tests (vectors, device<->responder sessions, the Rust API blocking and async, C and Rust faces on the wire, doctests)"
-cargo test --features std,ota
+step "Rust tests (vectors, device<->responder sessions, the Rust API blocking and async, C and Rust faces on the wire, discovery, doctests)"
+cargo test --features std,ota,discovery
 
 step "Rust API docs and crate package: rustdoc -D warnings, cargo publish --dry-run, the library on the MSRV"
-RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --features std,ota
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --features std,ota,discovery
 cargo publish --dry-run --allow-dirty 2>&1 | grep -v '^warning: ignoring .* not included in the published package' | tail -n 3
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
-cargo "+$msrv" check -q --lib --features std,ota
+cargo "+$msrv" check -q --lib --features std,ota,discovery
 echo "ok: the library builds with Rust $msrv (rust-version)"
 
 step "cross builds of the release static library (LTO) for the MCU targets"
@@ -111,6 +119,9 @@ cargo test -q --manifest-path cli/Cargo.toml --target-dir "$build/ota/cli" --tes
 .venv-interop/v2/bin/python -m pytest python/tests -q
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/ota -q -rA
 
+step "gateway discovery (mDNS / DNS-SD) in a network namespace of its own: the C device finds the real gateway announced by python-zeroconf and by usmp announce, then echoes; timeout, name filter, hostile answers"
+USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/discovery -q -rA
+
 step "STM32F405 firmware (examples/stm32_uart) in QEMU netduinoplus2, USART1 bridged to the real gateways; also built from a prebuilt SDK archive without cargo, and the signed-update demo"
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/stm32 -q -rA
 
@@ -124,7 +135,7 @@ step "packaging: ESP-IDF component archive (compote, vendored crates built offli
 tests/component/test_component.sh
 tests/component/test_dist.sh
 
-step "fuzzing (cargo-fuzz/libFuzzer + ASan): the regressions, then each of the 8 targets for 20 s"
+step "fuzzing (cargo-fuzz/libFuzzer + ASan): the regressions, then each of the 9 targets for 20 s"
 scripts/fuzz.sh ci
 
 step "Miri (undefined behaviour): the core's unit tests and the fuzz replay through the C API"

@@ -138,6 +138,8 @@
 //!   each can be left out to save flash ([`Error::Unsupported`] where it is needed).
 //! - `ota` (off by default): signed firmware updates over the session (`ota`, docs/OTA.md;
 //!   C header `include/usmp_ota.h`).
+//! - `discovery` (off by default): [`discovery`], finding the gateway by DNS-SD over mDNS;
+//!   with `capi`, `usmp_discover` (header `usmp_discovery.h`).
 //!
 //! Rust firmware: `usmp = { version = "0.6", default-features = false }`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
@@ -166,6 +168,11 @@ mod client;
 pub mod conn;
 pub mod crypto;
 pub mod datagram;
+// Not for cbindgen's include/usmp.h: the C face of discovery has its own header
+// (include/usmp_discovery.h, generated from src/discovery/capi.rs alone).
+/// cbindgen:ignore
+#[cfg(feature = "discovery")]
+pub mod discovery;
 mod error;
 #[cfg(feature = "capi")]
 pub mod ffi;

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod announce;
+mod discover;
 mod keygen;
 mod ota;
 mod out;
@@ -32,6 +34,10 @@ enum Command {
     Keygen(keygen::Args),
     /// Signed firmware updates: owner keys, signing a build into a bundle, checking one.
     Ota(ota::Args),
+    /// Announce a gateway on the local network (DNS-SD over mDNS), for devices that discover it.
+    Announce(announce::Args),
+    /// List the gateways announced on the local network.
+    Discover(discover::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +46,8 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Keygen(a) => keygen::run(&out, a),
         Command::Ota(a) => ota::run(&out, a),
+        Command::Announce(a) => announce::run(&out, a),
+        Command::Discover(a) => discover::run(&out, a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -56,8 +56,9 @@ fn inputs(target: &str) -> Vec<Vec<u8>> {
 }
 
 macro_rules! replay {
-    ($($t:ident),*) => {$(
+    ($($(#[$m:meta])* $t:ident),*) => {$(
         #[test]
+        $(#[$m])*
         fn $t() {
             for d in inputs(stringify!($t)) {
                 usmp_fuzz::targets::$t::run(&d);
@@ -73,7 +74,11 @@ replay!(
     session_raw,
     session_keyed,
     datagram,
-    capi
+    capi,
+    // Safe code only (its C face is not driven here), and slow under Miri (two minutes for
+    // one seed): natively only.
+    #[cfg_attr(miri, ignore)]
+    discovery
 );
 
 /// The OTA target's seeds and regressions. Not under Miri: they verify Ed25519 signatures,

@@ -6,7 +6,8 @@
  *
  * Wire version, keepalive period and log level come from menuconfig ("Component config ->
  * USMP") through usmp_config_defaults(); Wi-Fi, gateway and PSK from "Example
- * configuration".
+ * configuration". With "USMP -> Gateway discovery" on, the gateway is found on the network
+ * (usmp_discover: DNS-SD over mDNS) instead of being configured: the PSK is all it needs.
  *
  * SPDX-License-Identifier: Apache-2.0
  */
@@ -28,6 +29,9 @@
 
 #include "usmp.h"
 #include "usmp_config.h"
+#ifdef CONFIG_EXAMPLE_GATEWAY_DISCOVER
+#include "usmp_discovery.h"
+#endif
 
 static const char *TAG = "esp32_echo";
 
@@ -116,13 +120,42 @@ static void wifi_up(void)
 /* ----------------------------------------------------------------------------------- */
 /* The session                                                                         */
 
+/* Where the gateway is: found on the network, or the configured address. */
+static char s_host[USMP_TRANSPORT_HOST_MAX];
+static int s_port;
+
+static void locate_gateway(uint8_t wire_version)
+{
+#ifdef CONFIG_EXAMPLE_GATEWAY_DISCOVER
+    usmp_discover_opts_t opts;
+    memset(&opts, 0, sizeof opts);
+    opts.services = USMP_DISCOVER_TCP;      /* this example dials TCP */
+    opts.protocol_version = wire_version;   /* skip gateways announcing another version */
+    opts.instance = CONFIG_EXAMPLE_GATEWAY_INSTANCE[0] != 0 ? CONFIG_EXAMPLE_GATEWAY_INSTANCE : NULL;
+    usmp_gateway_info_t gw;
+    int rc;
+    while ((rc = usmp_discover(&opts, &gw, NULL)) != USMP_OK) {
+        ESP_LOGW(TAG, "no gateway found (%s), asking again in %u ms", usmp_err_name(rc),
+                 (unsigned)RETRY_DELAY_MS);
+        usmp_port_delay_ms(RETRY_DELAY_MS);
+    }
+    ESP_LOGI(TAG, "found gateway \"%s\" at %s:%u", gw.instance, gw.host, (unsigned)gw.port);
+    snprintf(s_host, sizeof s_host, "%s", gw.host);
+    s_port = gw.port;
+#else
+    (void)wire_version;
+    snprintf(s_host, sizeof s_host, "%s", CONFIG_EXAMPLE_GATEWAY_HOST);
+    s_port = CONFIG_EXAMPLE_GATEWAY_PORT;
+#endif
+}
+
 /* The first connect: the transport dials, then the handshake. Retries until both work. */
 static void first_connect(usmp_t *ctx, usmp_transport_t *tr)
 {
-    const char *host = CONFIG_EXAMPLE_GATEWAY_HOST;
-    while (usmp_transport_tcp_init(tr, host, CONFIG_EXAMPLE_GATEWAY_PORT) != 0) {
-        ESP_LOGW(TAG, "gateway %s:%d unreachable, again in %u ms", CONFIG_EXAMPLE_GATEWAY_HOST,
-                 CONFIG_EXAMPLE_GATEWAY_PORT, (unsigned)RETRY_DELAY_MS);
+    locate_gateway(ctx->protocol_version);
+    while (usmp_transport_tcp_init(tr, s_host, s_port) != 0) {
+        ESP_LOGW(TAG, "gateway %s:%d unreachable, again in %u ms", s_host, s_port,
+                 (unsigned)RETRY_DELAY_MS);
         usmp_port_delay_ms(RETRY_DELAY_MS);
     }
     for (;;) {
@@ -162,8 +195,8 @@ static void echo_task(void *arg)
     ctx.psk_len = sizeof psk - 1;
 
     first_connect(&ctx, &tr);
-    ESP_LOGI(TAG, "connected to %s:%d (usmp %s, wire v%d, keepalive %u ms)",
-             CONFIG_EXAMPLE_GATEWAY_HOST, CONFIG_EXAMPLE_GATEWAY_PORT, usmp_get_version(),
+    ESP_LOGI(TAG, "connected to %s:%d (usmp %s, wire v%d, keepalive %u ms)", s_host, s_port,
+             usmp_get_version(),
              ctx.protocol_version == USMP_PROTOCOL_V1 ? 1 : 2, (unsigned)ctx.keepalive_ms);
 
     unsigned counter = 0;

@@ -5,6 +5,7 @@
 
 pub mod capi;
 pub mod datagram;
+pub mod discovery;
 pub mod frame;
 pub mod handshake;
 pub mod ota;
