@@ -210,6 +210,53 @@ pub fn stream_target(received: &[u8]) -> usize {
     wire_len(received).unwrap_or(HEADER_LEN)
 }
 
+/// Reading frames from a byte stream a few bytes at a time (a non-blocking read returns
+/// what is there): the bytes of the frame so far stay in the caller's buffer, this
+/// remembers how many there are and when the first came. Plain data: any bit pattern is a
+/// valid reader (at worst it names a frame that fails its checks).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StreamReader {
+    started: u32,
+    have: u16,
+}
+
+impl StreamReader {
+    /// Where the next bytes go in `buf` (the same buffer at every call until the frame is
+    /// whole): at most what the frame still needs, so the next frame's bytes stay in the
+    /// transport. `None` when the frame does not fit in `buf`.
+    pub fn want<'b>(&self, buf: &'b mut [u8]) -> Option<&'b mut [u8]> {
+        let have = usize::from(self.have);
+        let need = stream_target(buf.get(..have)?);
+        buf.get_mut(have..need)
+    }
+
+    /// `n` bytes went into [`StreamReader::want`]'s slice at `now`: the frame's length once
+    /// it is whole (the reader then starts on the next one).
+    pub fn got(&mut self, buf: &[u8], n: usize, now: u32) -> Option<usize> {
+        if self.have == 0 {
+            self.started = now;
+        }
+        let have = usize::from(self.have).saturating_add(n).min(MAX_FRAME);
+        self.have = have as u16;
+        if have >= stream_target(buf.get(..have)?) {
+            self.have = 0;
+            return Some(have);
+        }
+        None
+    }
+
+    /// When the first byte of the frame in progress came (`None`: no frame in progress).
+    pub fn started(&self) -> Option<u32> {
+        (self.have != 0).then_some(self.started)
+    }
+
+    /// Forgets the frame in progress.
+    pub fn reset(&mut self) {
+        self.have = 0;
+    }
+}
+
 fn parse_header(bytes: &[u8]) -> Result<Header, FrameError> {
     let h: &[u8; HEADER_LEN] = bytes
         .get(..HEADER_LEN)
@@ -282,6 +329,42 @@ mod tests {
         let mut long = f;
         long[8..10].copy_from_slice(&(MAX_PAYLOAD as u16 + 1).to_le_bytes());
         assert_eq!(stream_target(&long[..HEADER_LEN]), HEADER_LEN);
+    }
+
+    #[test]
+    fn stream_reader_takes_a_frame_in_pieces_and_never_more() {
+        let mut f = [0u8; MAX_FRAME];
+        let n = encode(&mut f, Version::V2, FrameType::Data as u8, 3, &[9; 40]).unwrap();
+        let mut buf = [0u8; 64];
+        let mut r = StreamReader::default();
+        let mut off = 0;
+        let mut now = 100;
+        // Three bytes at a time: the slice offered never reaches past the frame.
+        let len = loop {
+            let part = r.want(&mut buf).unwrap();
+            let k = part.len().min(3);
+            assert!(off + part.len() <= n, "offered bytes past the frame");
+            part[..k].copy_from_slice(&f[off..off + k]);
+            off += k;
+            now += 1;
+            if let Some(len) = r.got(&buf, k, now) {
+                break len;
+            }
+            assert_eq!(r.started(), Some(101));
+        };
+        assert_eq!((len, &buf[..len]), (n, &f[..n]));
+        assert_eq!(r.started(), None);
+        // A frame larger than the buffer: nowhere to put it.
+        let big = encode(&mut f, Version::V2, FrameType::Data as u8, 4, &[1; 100]).unwrap();
+        let part = r.want(&mut buf).unwrap();
+        part.copy_from_slice(&f[..HEADER_LEN]);
+        assert_eq!(r.got(&buf, HEADER_LEN, now), None);
+        assert!(big > buf.len() && r.want(&mut buf).is_none());
+        // Not a header: handed on after 12 bytes, for the core to name the fault.
+        r.reset();
+        let part = r.want(&mut buf).unwrap();
+        part.copy_from_slice(&[0xEE; HEADER_LEN]);
+        assert_eq!(r.got(&buf, HEADER_LEN, now), Some(HEADER_LEN));
     }
 
     #[test]
