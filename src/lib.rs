@@ -134,6 +134,9 @@
 //! - `capi` (default): the C API. It calls `usmp_port_*` hooks the application defines.
 //! - `panic-handler` (default): a `#[panic_handler]` for the C static library.
 //! - `std`: [`host`] adapters (TCP/UDP transports, a clock, `OsRng`, [`host::EchoPeer`]).
+//! - `uart` (default): serial links with COBS framing — [`cobs`] (the sans-IO codec),
+//!   [`uart::CobsUart`] (a datagram transport over any `embedded-io` UART) and the C
+//!   transport `usmp_transport_uart_init`. Unused, it costs no flash (`--gc-sections`).
 //!
 //! Rust firmware: `usmp = { version = "0.1", default-features = false }`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
@@ -159,6 +162,8 @@
 
 mod async_client;
 mod client;
+#[cfg(feature = "uart")]
+pub mod cobs;
 pub mod crypto;
 pub mod datagram;
 mod driver;
@@ -170,6 +175,8 @@ pub mod handshake;
 #[cfg(feature = "std")]
 pub mod host;
 pub mod session;
+#[cfg(feature = "uart")]
+pub mod uart;
 
 pub use async_client::{AsyncClient, AsyncClock, AsyncTransport};
 pub use client::{Client, Clock, Config, Stream, Transport};
