@@ -6,8 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bridge;
+mod connect;
 mod keygen;
 mod out;
+mod serial;
 
 use out::Out;
 
@@ -29,6 +32,10 @@ struct Cli {
 enum Command {
     /// Print a new random 32-byte pre-shared key (hex, C initializer, sdkconfig line).
     Keygen(keygen::Args),
+    /// Join a serial port to the gateway: COBS datagrams <-> UDP (or raw frames <-> TCP).
+    Bridge(bridge::Args),
+    /// A device on this host: stdin lines out as messages, messages in printed; or --echo-test N.
+    Connect(connect::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +43,8 @@ fn main() -> ExitCode {
     let out = Out::new(cli.json, cli.verbose);
     let r = match cli.command {
         Command::Keygen(a) => keygen::run(&out, a),
+        Command::Bridge(a) => bridge::run(&out, a),
+        Command::Connect(a) => connect::run(&out, a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
