@@ -538,8 +538,9 @@ typedef struct usmp_uart_rx_t {
 
 #if defined(USMP_FEATURE_UART)
 /**
- * Caller-provided storage of a UART transport (no heap). Zero it or not: init sets every
- * member. `io` and `stats` may be read at any time; the rest is private.
+ * Caller-provided storage of a UART transport (no heap). It need not be zeroed: init sets
+ * everything that is read before it is written. `io` and `stats` may be read at any time;
+ * the rest is private.
  */
 typedef struct usmp_uart_ctx_t {
   /**
@@ -770,17 +771,6 @@ enum usmp_log_level_t usmp_get_log_level(void);
 int usmp_transport_uart_init(usmp_transport_t *t,
                              struct usmp_uart_ctx_t *ctx,
                              const struct usmp_uart_io_t *io);
-#endif
-
-#if defined(USMP_FEATURE_UART)
-/**
- * Copies the counters of a UART transport into `*out`. Returns `USMP_OK`, or
- * `USMP_ERR_INVALID_ARG` for a NULL pointer or a transport without a context.
- *
- * # Safety
- * `t` null or a transport set up by `usmp_transport_uart_init`; `out` null or writable.
- */
-int usmp_transport_uart_stats(const usmp_transport_t *t, struct usmp_uart_stats_t *out);
 #endif
 
 #ifdef __cplusplus

@@ -242,6 +242,21 @@ impl Decoder {
         }
     }
 
+    /// Makes the decoder at `p` empty without touching its buffer (caller storage that may
+    /// be uninitialised: the buffer is never read before it is written).
+    ///
+    /// # Safety
+    /// `p` valid for writes and aligned.
+    #[cfg(feature = "capi")]
+    pub(crate) unsafe fn init_at(p: *mut Self) {
+        // SAFETY: caller contract; only plain integer fields are written.
+        unsafe {
+            core::ptr::addr_of_mut!((*p).len).write(0);
+            core::ptr::addr_of_mut!((*p).left).write(0);
+            core::ptr::addr_of_mut!((*p).flags).write(0);
+        }
+    }
+
     /// Forgets any partial datagram (the next byte starts afresh, as after a delimiter).
     pub fn reset(&mut self) {
         self.len = 0;

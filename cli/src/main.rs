@@ -30,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print a new random 32-byte pre-shared key (hex, C initializer, sdkconfig line).
+    /// Print a new random 32-byte pre-shared key (hex, C initializer, where it goes).
     Keygen(keygen::Args),
     /// Join a serial port to the gateway: COBS datagrams <-> UDP (or raw frames <-> TCP).
     Bridge(bridge::Args),

@@ -67,8 +67,9 @@ pub struct usmp_uart_io_t {
     pub stall_ms: u32,
 }
 
-/// Caller-provided storage of a UART transport (no heap). Zero it or not: init sets every
-/// member. `io` and `stats` may be read at any time; the rest is private.
+/// Caller-provided storage of a UART transport (no heap). It need not be zeroed: init sets
+/// everything that is read before it is written. `io` and `stats` may be read at any time;
+/// the rest is private.
 #[repr(C)]
 #[derive(Clone, Debug)]
 pub struct usmp_uart_ctx_t {
@@ -204,9 +205,13 @@ impl usmp_uart_ctx_t {
                 Err(()) => return self.fail(),
             }
             if have == HEADER_LEN && need == HEADER_LEN {
-                match frame::wire_len(buf.get(..HEADER_LEN).unwrap_or(&[])) {
-                    Ok(total) => need = total,
-                    Err(_) => return self.fail(), // not a frame start: out of step
+                // Through the exported usmp_frame_size rather than frame::wire_len, so that
+                // a link without this transport inlines the core's code as it did before.
+                // SAFETY: `buf` holds at least HEADER_LEN initialised bytes.
+                let total = unsafe { crate::ffi::usmp_frame_size(buf.as_ptr(), HEADER_LEN) };
+                match usize::try_from(total) {
+                    Ok(t) if t >= HEADER_LEN => need = t,
+                    _ => return self.fail(), // not a frame start: out of step
                 }
             }
         }
@@ -405,15 +410,14 @@ pub unsafe extern "C" fn usmp_transport_uart_init(
         io.stall_ms = USMP_UART_DEFAULT_STALL_MS;
     }
     let datagram = io.framing == USMP_UART_FRAMING_COBS;
-    // SAFETY: non-null, valid, writable per the contract (write() does not read the old
-    // contents, which may be uninitialised).
+    // SAFETY: non-null, aligned and writable per the contract. Field by field: the old
+    // contents may be uninitialised, and the byte buffers need no zeroing (never read
+    // before written), which also keeps memset out of the link.
     unsafe {
-        ctx.write(usmp_uart_ctx_t {
-            io,
-            stats: UartStats::default(),
-            open: true,
-            rx: RxState::new(),
-        });
+        core::ptr::addr_of_mut!((*ctx).io).write(io);
+        core::ptr::addr_of_mut!((*ctx).stats).write(UartStats::default());
+        core::ptr::addr_of_mut!((*ctx).open).write(true);
+        RxState::init_at(core::ptr::addr_of_mut!((*ctx).rx));
     }
     // SAFETY: as above.
     unsafe {
@@ -429,23 +433,5 @@ pub unsafe extern "C" fn usmp_transport_uart_init(
             recv_timeout: Some(uart_recv_timeout),
         });
     }
-    0
-}
-
-/// Copies the counters of a UART transport into `*out`. Returns `USMP_OK`, or
-/// `USMP_ERR_INVALID_ARG` for a NULL pointer or a transport without a context.
-///
-/// # Safety
-/// `t` null or a transport set up by `usmp_transport_uart_init`; `out` null or writable.
-#[no_mangle]
-pub unsafe extern "C" fn usmp_transport_uart_stats(
-    t: *const usmp_transport_t,
-    out: *mut UartStats,
-) -> c_int {
-    // SAFETY: caller contract.
-    let (Some(u), Some(out)) = (unsafe { ctx_of(t.cast_mut()) }, unsafe { out.as_mut() }) else {
-        return Error::InvalidArg.code();
-    };
-    *out = u.stats;
     0
 }

@@ -102,6 +102,21 @@ impl RxState {
         }
     }
 
+    /// Makes the state at `p` empty, writing only what is read before it is written (the
+    /// byte buffers of caller storage stay as they are).
+    ///
+    /// # Safety
+    /// `p` valid for writes and aligned.
+    #[cfg(feature = "capi")]
+    pub(crate) unsafe fn init_at(p: *mut Self) {
+        // SAFETY: caller contract; plain integer fields, and the decoder's own init.
+        unsafe {
+            core::ptr::addr_of_mut!((*p).at).write(0);
+            core::ptr::addr_of_mut!((*p).len).write(0);
+            Decoder::init_at(core::ptr::addr_of_mut!((*p).dec));
+        }
+    }
+
     /// Forgets buffered bytes and any partial datagram.
     pub fn reset(&mut self) {
         self.at = 0;
