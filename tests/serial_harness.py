@@ -71,6 +71,24 @@ def cobs_encode(data: bytes) -> bytes:
     return bytes(out)
 
 
+def read_until(fd: int, marker: str, timeout_s: float) -> str:
+    """Reads `fd` (unbuffered) until `marker` has come, the end, or `timeout_s`."""
+    text = b""
+    deadline = time.monotonic() + timeout_s
+    while marker.encode() not in text:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            break
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        text += chunk
+    return text.decode(errors="replace")
+
+
 class BridgeProc:
     """`usmp --json bridge <args>`; stop() sends SIGTERM and returns the final counters."""
 
@@ -82,19 +100,22 @@ class BridgeProc:
                                      stderr=self._err, text=True)
         self.lines: list[dict] = []
         self.pty: str | None = None
+        self._rest = ""
         if "--pty" in args:
             first = self._line(10.0)
             assert first.get("event") == "pty", first
             self.pty = first["path"]
 
     def _line(self, timeout_s: float) -> dict:
+        """The first line on stdout (read from the descriptor, unbuffered, so that select
+        sees everything; what follows it is kept for stop())."""
         assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
-        if not ready:
+        text = read_until(self.proc.stdout.fileno(), "\n", timeout_s)
+        if "\n" not in text:
             self.stop()
-            pytest.fail(f"bridge printed nothing within {timeout_s} s: {self.log()}")
-        line = self.proc.stdout.readline()
-        return json.loads(line) if line.strip() else {}
+            pytest.fail(f"bridge printed no line within {timeout_s} s: {text!r} {self.log()}")
+        first, self._rest = text.split("\n", 1)
+        return json.loads(first)
 
     def stop(self) -> dict:
         """The counters of the "exit" line (empty when the bridge printed none)."""
@@ -106,7 +127,7 @@ class BridgeProc:
             self.proc.kill()
             out, _ = self.proc.communicate()
         self._err.close()
-        for ln in (out or "").splitlines():
+        for ln in (self._rest + (out or "")).splitlines():
             if ln.strip():
                 self.lines.append(json.loads(ln))
         exits = [ln for ln in self.lines if ln.get("event") == "exit"]
@@ -126,21 +147,14 @@ class QemuPty:
         self.log_path = logdir / f"{name}.qemu.txt"
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
-        self.pty = ""
-        self._monitor = ""
-        deadline = time.monotonic() + 20
         assert self.proc.stdout is not None
-        while not self.pty:
-            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            line = self.proc.stdout.readline() if ready else ""
-            self._monitor += line
-            m = re.search(r"redirected to (/dev/pts/\d+)", line)
-            if m:
-                self.pty = m.group(1)
-            elif not line:
-                self.proc.kill()
-                pytest.fail(f"QEMU named no pty: {' '.join(self.cmd)}\n{self._monitor}\n"
-                            f"{self.proc.communicate()[1][-2000:]}")
+        self._monitor = read_until(self.proc.stdout.fileno(), "(label serial0)", 20.0)
+        m = re.search(r"redirected to (/dev/pts/\d+)", self._monitor)
+        if not m:
+            self.proc.kill()
+            pytest.fail(f"QEMU named no pty: {' '.join(self.cmd)}\n{self._monitor}\n"
+                        f"{self.proc.communicate()[1][-2000:]}")
+        self.pty = m.group(1)
         self.t0 = 0.0
 
     def resume(self) -> None:

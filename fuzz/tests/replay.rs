@@ -72,7 +72,8 @@ replay!(
     session_raw,
     session_keyed,
     datagram,
-    capi
+    capi,
+    cobs
 );
 
 /// A few C API scenarios, short enough for Miri (an X25519 takes about a minute there):
