@@ -3,7 +3,8 @@
 # Sets up its tools first (scripts/setup.sh), then: format, lints, header freshness, Rust
 # unit/vector/session tests, cross builds for the four MCU targets, C tests under
 # ASan/UBSan (ctest), interop against the real PyPI gateways (TCP, UDP, lossy proxy), the
-# STM32 firmware in QEMU, packaging, fuzzing, and the footprint/speed budget gate.
+# STM32 firmware in QEMU (also through usmp bridge), the usmp host tool, packaging, fuzzing,
+# and the footprint/speed budget gate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -28,8 +29,10 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings (host with tests, and the no_std library for a Cortex-M target)"
 cargo clippy --all-targets --features std -- -D warnings
 cargo clippy --lib --target thumbv7em-none-eabihf -- -D warnings
-# The Rust API alone, as Rust firmware uses it (no C API, no panic handler).
+# The Rust API alone, as Rust firmware uses it (no C API, no panic handler); and with the
+# UART transport (usmp::uart::CobsUart), as serial-line firmware uses it.
 cargo clippy --lib --no-default-features --target thumbv7em-none-eabihf -- -D warnings
+cargo clippy --lib --no-default-features --features uart --target thumbv7em-none-eabihf -- -D warnings
 
 step "generated header is up to date (cbindgen)"
 cbindgen --quiet --config cbindgen.toml --output "$build/usmp.h.regen"
@@ -81,7 +84,7 @@ ctest --test-dir "$build/ctest" --output-on-failure
 step "interop with the real gateways from PyPI (usmp 0.5.1 = wire v1, usmp 1.2.2 = wire v2): the C API and the Rust API"
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/interop -q -rA
 
-step "STM32F405 firmware (examples/stm32_uart) in QEMU netduinoplus2, USART1 bridged to the real gateways"
+step "STM32F405 firmware (examples/stm32_uart) in QEMU netduinoplus2, USART1 bridged to the real gateways (QEMU's TCP socket; usmp bridge on a pty: COBS/UDP, raw/TCP, line noise)"
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/stm32 -q -rA
 
 step "Rust no_std firmware (examples/rust_firmware_mps2: usmp::Client over the UART, no C) in QEMU mps2-an386, bridged to the real gateways"
@@ -90,10 +93,17 @@ step "Rust no_std firmware (examples/rust_firmware_mps2: usmp::Client over the U
   && cargo clippy -q --release --locked --target-dir "$build/rust_firmware/target" -- -D warnings)
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/rust_firmware -q -rA
 
+step "the usmp host tool (cli/): fmt, clippy, unit tests; connect --echo-test, keygen and bridge (ptys, restarts, resets, noise) against the real gateways"
+(cd cli \
+  && cargo fmt -- --check \
+  && cargo clippy -q --locked --all-targets --target-dir "$build/cli" -- -D warnings \
+  && cargo test -q --locked --target-dir "$build/cli")
+USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/cli -q -rA
+
 step "packaging: ESP-IDF component archive (compote), add_subdirectory/find_package consumers, Cortex-M4 cross defaults"
 tests/component/test_component.sh
 
-step "fuzzing (cargo-fuzz/libFuzzer + ASan): the regressions, then each of the 7 targets for 20 s"
+step "fuzzing (cargo-fuzz/libFuzzer + ASan): the regressions, then each of the 8 targets for 20 s"
 scripts/fuzz.sh ci
 
 step "Miri (undefined behaviour): the core's unit tests and the fuzz replay through the C API"

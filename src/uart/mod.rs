@@ -427,13 +427,13 @@ mod tests {
     #[test]
     fn a_flood_without_delimiters_returns_control() {
         let mut u = CobsUart::new(Pipe {
-            rx: vec![0x55u8; 100_000].into(),
+            rx: vec![0x55u8; 5_000].into(),
             max_read: 32,
             ..Pipe::default()
         });
         let mut buf = [0u8; 492];
         assert_eq!(u.try_recv(&mut buf).unwrap(), None);
-        assert!(u.inner().rx.len() >= 100_000 - RX_BUDGET - RX_CHUNK);
+        assert!(u.inner().rx.len() >= 5_000 - RX_BUDGET - RX_CHUNK);
     }
 
     #[test]
