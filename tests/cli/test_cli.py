@@ -8,7 +8,9 @@
                              TCP gateway; the bridge outlives a gateway restart (UDP and
                              TCP) and a device that stops in mid-frame (COBS and raw);
                              with --noise (>= 1 % of the frames damaged at a fixed seed)
-                             every message still arrives exactly once.
+                             every message still arrives exactly once;
+  examples/posix_echo        the C UART transport on a POSIX serial port (usmp_uart_posix_open)
+                             through the bridge.
 
 Run:  .venv-interop/v2/bin/python -m pytest tests/cli -q -rA     (about 30 s after the build)
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +31,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from gateway_harness import Gateway, ensure_venvs, gateways, new_run_dir, node_dir  # noqa: E402
+from gateway_harness import Gateway, ensure_venvs, gateways, new_run_dir, node_dir, run_build  # noqa: E402
 from serial_harness import CLI_BUILD, BridgeProc, cobs_encode, usmp_cli  # noqa: E402
 
 PSK = "usmp-cli-test-psk-0123456789abcdef"
@@ -206,6 +209,37 @@ def test_bridge_survives_reset_mid_frame(cli: Path, gateway: Callable[..., Gatew
         c = br.stop()
     assert c["dropped"] >= 1, c
     assert len(messages(gw)) == 5
+
+
+def posix_echo() -> Path:
+    """examples/posix_echo: the one the C test step built (scripts/test.sh), else built here."""
+    built = Path(os.environ.get("USMP_BUILD_DIR") or str(REPO / "build")) / "ctest" / "examples" / "posix_echo" / "posix_echo"
+    if built.exists():
+        return built
+    bdir = CLI_BUILD / "posix_echo"
+    bdir.mkdir(parents=True, exist_ok=True)
+    gen = ["-G", "Ninja"] if shutil.which("ninja") else []
+    run_build([["cmake", "-S", str(REPO / "examples" / "posix_echo"), "-B", str(bdir), *gen],
+               ["cmake", "--build", str(bdir), "--target", "posix_echo"]], bdir / "build-output.log", 900.0)
+    return bdir / "posix_echo"
+
+
+def test_posix_c_device_through_bridge(cli: Path, gateway: Callable[..., Gateway], workdir: Path) -> None:
+    """The C side on a POSIX serial port: posix_echo over usmp_uart_posix_open and
+    usmp_transport_uart_init (COBS), through the bridge, to the UDP gateway."""
+    exe = posix_echo()
+    gw = gateway("v2", "udp")
+    br = BridgeProc(["--pty", "--gateway", f"127.0.0.1:{gw.port}"], workdir, "posix")
+    try:
+        r = subprocess.run([str(exe), br.pty or "", "115200", PSK, "v2", "6"], capture_output=True,
+                           text=True, timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    finally:
+        c = br.stop()
+    assert r.returncode == 0 and "6/6 echoes matched" in r.stdout, f"{r.stdout}\n{r.stderr}"
+    uart = next(ln for ln in r.stdout.splitlines() if ln.startswith("uart:"))
+    assert f"tx {c['frames_up']} frames" in uart and "dropped 0" in uart, (uart, c)
+    assert len(messages(gw)) == 6
+    RESULTS.append(f"posix_echo (C, usmp_uart_posix_open, COBS) via bridge --pty to v2/udp: 6/6; {uart}")
 
 
 def test_noise(cli: Path, gateway: Callable[..., Gateway], workdir: Path) -> None:
