@@ -380,6 +380,49 @@ mod tests {
         }
     }
 
+    impl embedded_io_async::Read for Pipe {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+            embedded_io::Read::read(self, buf)
+        }
+    }
+    impl embedded_io_async::Write for Pipe {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            embedded_io::Write::write(self, buf)
+        }
+        async fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn async_face_sends_and_receives_the_same_framing() {
+        use core::pin::pin;
+        let mut line = wire(b"first");
+        line.extend([0x42, 0x42]); // a stub
+        line.extend(wire(&[0u8, 1, 0]));
+        let mut u = CobsUart::new(Pipe {
+            rx: line.into(),
+            max_read: 3,
+            ..Pipe::default()
+        });
+        let mut buf = [0u8; 492];
+        let n = crate::driver::block_on(pin!(AsyncTransport::recv(&mut u, &mut buf))).unwrap();
+        assert_eq!(&buf[..n], b"first");
+        let n = crate::driver::block_on(pin!(AsyncTransport::recv(&mut u, &mut buf))).unwrap();
+        assert_eq!(&buf[..n], &[0, 1, 0]);
+        assert_eq!((u.stats().frames_rx, u.stats().dropped), (2, 1));
+        // The line is empty now: the stream's end is an error, not a datagram.
+        let r = crate::driver::block_on(pin!(AsyncTransport::recv(&mut u, &mut buf)));
+        assert_eq!(r, Err(Error::TransportFailed));
+        crate::driver::block_on(pin!(AsyncTransport::send(&mut u, &[1, 0, 2]))).unwrap();
+        assert_eq!(
+            u.inner().tx,
+            [0, 2, 1, 2, 2, 0],
+            "the same bytes as the blocking face"
+        );
+        assert!(AsyncTransport::is_datagram(&u));
+    }
+
     fn wire(d: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; crate::cobs::encoded_len_max(d.len())];
         let n = crate::cobs::encode(d, &mut out).unwrap();
