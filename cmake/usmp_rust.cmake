@@ -480,11 +480,11 @@ if(CMAKE_SCRIPT_MODE_FILE AND CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST
   execute_process(COMMAND "${CMAKE_COMMAND}" -E echo "${_usmp_hash}")
 endif()
 
-# The cargo arguments for a build with some of the optional features left out: OUT gets
-# nothing when all three are on (Cargo.toml's defaults), else --no-default-features with the
+# The cargo arguments for a build with some of the default features left out: OUT gets
+# nothing when all four are on (Cargo.toml's defaults), else --no-default-features with the
 # C API, the panic handler and the features that are on.
-function(usmp_rust_features OUT datagram v1 names)
-  if(datagram AND v1 AND names)
+function(usmp_rust_features OUT datagram v1 names uart)
+  if(datagram AND v1 AND names AND uart)
     set(${OUT} "" PARENT_SCOPE)
     return()
   endif()
@@ -497,6 +497,9 @@ function(usmp_rust_features OUT datagram v1 names)
   endif()
   if(names)
     string(APPEND _f ",names")
+  endif()
+  if(uart)
+    string(APPEND _f ",uart")
   endif()
   set(${OUT} "--no-default-features;--features;${_f}" PARENT_SCOPE)
 endfunction()

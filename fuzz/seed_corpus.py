@@ -67,7 +67,7 @@ def session_frames(v, sender):
 
 
 seeds = {t: set() for t in ("frame", "handshake", "responder", "session_raw", "session_keyed", "datagram", "capi", "ota",
-                             "discovery")}
+                             "discovery", "cobs")}
 
 all_frames = []
 for path in sorted(glob.glob(os.path.join(VEC, "v*", "*.json"))):
@@ -203,6 +203,36 @@ for run in ota_runs:
     body = b"".join(chunk(m) for m in run)
     for cfg in (0, 1, 3, 4, 5, 8 | 1):
         seeds["ota"].add(bytes([cfg]) + body)
+
+# cobs: selector (bit 0: the C transport too, bit 1: raw framing), piece size, then the line:
+# vector frames COBS-framed back to back (with a stub and garbage between some), and raw.
+def cobs_wire(d):
+    out = bytearray([0])
+    i = 0
+    while True:
+        run = d[i:i + 254]
+        z = run.find(0)
+        if z >= 0:
+            out.append(z + 1)
+            out += run[:z]
+            i += z + 1
+            continue
+        out.append(len(run) + 1)
+        out += run
+        i += len(run)
+        if len(run) < 254 or i >= len(d):
+            break
+    out.append(0)
+    return bytes(out)
+
+
+framed = [cobs_wire(f) for f in all_frames[:24]]
+for piece in (0, 7, 63):
+    seeds["cobs"].add(bytes([1, piece]) + b"".join(framed))
+    seeds["cobs"].add(bytes([1, piece]) + framed[0][:20] + b"\x13\x37" + b"".join(framed[1:6]))
+    seeds["cobs"].add(bytes([3, piece]) + b"".join(all_frames[:12]))
+seeds["cobs"].add(bytes([0, 0]) + b"\xff" * 600 + cobs_wire(b"tail"))
+
 
 # Regression inputs: findings, kept as files under fuzz/regressions/<target>/ (scripts/fuzz.sh
 # replays them; those still open are listed in fuzz/regressions/EXPECTED_FAILURES).

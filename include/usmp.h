@@ -119,6 +119,39 @@
  */
 #define USMP_REKEY_GRACE_MS 10000
 
+#if defined(USMP_FEATURE_UART)
+/**
+ * `usmp_uart_io_t.framing`: COBS, one datagram per frame, `00` between datagrams (the
+ * default). The transport is a datagram transport: a damaged frame is dropped and sent
+ * again, and the session survives line noise. The far end is `usmp bridge` (to the
+ * gateway's UDP port) or another COBS endpoint.
+ */
+#define USMP_UART_FRAMING_COBS 0
+#endif
+
+#if defined(USMP_FEATURE_UART)
+/**
+ * `usmp_uart_io_t.framing`: raw frames, back to back, as on TCP (`usmp bridge --raw` to
+ * the gateway's TCP port). One damaged byte ends the session: only for clean lines.
+ */
+#define USMP_UART_FRAMING_RAW 1
+#endif
+
+#if defined(USMP_FEATURE_UART)
+/**
+ * Default idle receive timeout of `recv` (ms): an idle `usmp_recv` returns 0 after it.
+ */
+#define USMP_UART_DEFAULT_RECV_TIMEOUT_MS 50
+#endif
+
+#if defined(USMP_FEATURE_UART)
+/**
+ * Default stall limit (ms): a write, or (raw framing) the rest of a started frame, must
+ * make progress within it.
+ */
+#define USMP_UART_DEFAULT_STALL_MS 2000
+#endif
+
 /**
  * Log levels for `usmp_set_log_level`. The default is `USMP_LOG_LEVEL_ERROR`.
  */
@@ -401,6 +434,160 @@ typedef struct usmp_stats_t {
   uint32_t bad_acks;
 } usmp_stats_t;
 
+#if defined(USMP_FEATURE_UART)
+/**
+ * The application's side of a UART transport: byte hooks and settings.
+ */
+typedef struct usmp_uart_io_t {
+  /**
+   * Reads up to `len` bytes into `buf`, waiting at most `timeout_ms` (0 = do not wait)
+   * for the first one. Returns the count (1..=len), 0 when nothing came in time, < 0
+   * when the port failed (the transport then fails too). Line errors (framing, parity,
+   * overrun) are not failures: hand on what was received and let the framing cope.
+   * Required.
+   */
+  int (*read)(void *user, uint8_t *buf, size_t len, uint32_t timeout_ms);
+  /**
+   * Writes all `len` bytes of `data` (or queues them for sending) within `timeout_ms`.
+   * Returns 0 (or any value >= 0) on success, < 0 when it could not. Required.
+   */
+  int (*write)(void *user, const uint8_t *data, size_t len, uint32_t timeout_ms);
+  /**
+   * > 0 when received bytes are waiting, else 0. May be NULL.
+   */
+  int (*available)(void *user);
+  /**
+   * Called by the transport's `destroy` (close the port). May be NULL.
+   */
+  void (*close)(void *user);
+  /**
+   * Passed to every hook.
+   */
+  void *user;
+  /**
+   * `USMP_UART_FRAMING_COBS` (0, the default) or `USMP_UART_FRAMING_RAW`.
+   */
+  uint8_t framing;
+  /**
+   * Idle receive timeout of `recv`, ms (0 = `USMP_UART_DEFAULT_RECV_TIMEOUT_MS`).
+   */
+  uint32_t recv_timeout_ms;
+  /**
+   * Stall limit, ms (0 = `USMP_UART_DEFAULT_STALL_MS`).
+   */
+  uint32_t stall_ms;
+} usmp_uart_io_t;
+#endif
+
+#if defined(USMP_FEATURE_UART)
+/**
+ * Counters of a serial link. All wrap at 2^32.
+ */
+typedef struct usmp_uart_stats_t {
+  /**
+   * Frames (datagrams) sent.
+   */
+  uint32_t frames_tx;
+  /**
+   * Frames (datagrams) received and handed to the library.
+   */
+  uint32_t frames_rx;
+  /**
+   * Bytes written to the line (COBS: with framing).
+   */
+  uint32_t bytes_tx;
+  /**
+   * Bytes read from the line.
+   */
+  uint32_t bytes_rx;
+  /**
+   * COBS: stretches of bytes between delimiters that were not a datagram (a fault on
+   * the line, a reset in mid-datagram, garbage), dropped.
+   */
+  uint32_t dropped;
+  /**
+   * Receive waits that ended with nothing (C transport).
+   */
+  uint32_t idle_timeouts;
+  /**
+   * Raw framing, or a write: no byte moved for `stall_ms` (C transport).
+   */
+  uint32_t stalls;
+  /**
+   * Times the transport gave up: a port hook failed or, in raw framing, the stream fell
+   * out of step (C transport).
+   */
+  uint32_t failures;
+} usmp_uart_stats_t;
+#endif
+
+#if defined(USMP_FEATURE_UART)
+/**
+ * The receive side: push bytes, get datagrams. Any byte sequence is valid input; a fault
+ * costs at most the datagram it hit, and the decoder is in step again after the next
+ * delimiter. `#[repr(C)]` so that the C UART transport can keep one in caller storage.
+ */
+typedef struct usmp_cobs_decoder_t {
+  /**
+   * The datagram being collected (the last complete one after an [`Event::Datagram`]).
+   */
+  uint8_t buf[492];
+  /**
+   * Bytes in `buf`.
+   */
+  uint16_t len;
+  /**
+   * Data bytes still to come in the current run (0: the next byte is a length byte).
+   */
+  uint8_t left;
+  /**
+   * Bit 0: a zero byte is owed before the next run (the last run was shorter than 254).
+   * Bit 1: the current datagram is being thrown away (until the next delimiter).
+   * Bit 2: the current datagram is too long (reported as [`DropReason::TooLong`]).
+   */
+  uint8_t flags;
+} usmp_cobs_decoder_t;
+#endif
+
+#if defined(USMP_FEATURE_UART)
+/**
+ * The receive side shared by the blocking and async faces of [`CobsUart`] and by the C
+ * transport: the decoder and the bytes read but not yet decoded.
+ */
+typedef struct usmp_uart_rx_t {
+  uint16_t at;
+  uint16_t len;
+  uint8_t chunk[32];
+  struct usmp_cobs_decoder_t dec;
+} usmp_uart_rx_t;
+#endif
+
+#if defined(USMP_FEATURE_UART)
+/**
+ * Caller-provided storage of a UART transport (no heap). It need not be zeroed: init sets
+ * everything that is read before it is written. `io` and `stats` may be read at any time;
+ * the rest is private.
+ */
+typedef struct usmp_uart_ctx_t {
+  /**
+   * The hooks and settings, copied by `usmp_transport_uart_init` (defaults filled in).
+   */
+  struct usmp_uart_io_t io;
+  /**
+   * Counters.
+   */
+  struct usmp_uart_stats_t stats;
+  /**
+   * False after `close`, a failure (raw framing) or `destroy`; `reconnect` sets it.
+   */
+  bool open;
+  /**
+   * Private: received bytes not yet decoded, and the COBS decoder.
+   */
+  struct usmp_uart_rx_t rx;
+} usmp_uart_ctx_t;
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -617,6 +804,35 @@ int usmp_keepalive_tick(struct usmp_t *ctx);
  * `ctx` null or valid.
  */
 int usmp_rekey(struct usmp_t *ctx);
+
+#if defined(USMP_FEATURE_UART)
+/**
+ * A UART transport over the application's byte hooks, in caller storage (no heap).
+ * Copies `*io` into `ctx->io` (0 settings become the defaults), zeroes the counters, and
+ * fills in every member of `*t`: with `USMP_UART_FRAMING_COBS` it is a datagram
+ * transport (`flags = USMP_TRANSPORT_DATAGRAM`; the library acknowledges, retransmits
+ * and drops damaged frames), with `USMP_UART_FRAMING_RAW` a byte stream.
+ *
+ * `recv` waits up to `recv_timeout_ms` (`recv_timeout`: the given time) and returns one
+ * frame, or 0. COBS: a partial datagram is kept for the next call; bytes that are no
+ * datagram are dropped and counted (`stats.dropped`); -1 only when the read hook fails.
+ * Raw: once the first byte is in, the rest of the frame must keep coming within
+ * `stall_ms`; a stall, a header that starts no frame or a frame larger than the buffer
+ * is -1 and the transport stays closed until `reconnect` (the stream is out of step).
+ * `send` writes one frame (COBS: `00`, the encoded frame, `00`; the write hook sees
+ * pieces of up to 32 bytes). `close` stops the transport, `reconnect` starts it again
+ * with nothing buffered, `destroy` calls the `close` hook and sets `t->ctx = NULL`.
+ *
+ * Returns `USMP_OK`, or `USMP_ERR_INVALID_ARG` (nothing changed) for a NULL pointer,
+ * a missing read or write hook, or an unknown framing.
+ *
+ * # Safety
+ * `t`, `ctx` and `io` null or valid; `*ctx` must outlive the transport and stay in place.
+ */
+int usmp_transport_uart_init(usmp_transport_t *t,
+                             struct usmp_uart_ctx_t *ctx,
+                             const struct usmp_uart_io_t *io);
+#endif
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -23,7 +23,7 @@ build=${USMP_BUILD_DIR:-$root/build}
 mkdir -p "$build"
 
 CARGO_FUZZ_VERSION=0.13.2
-ALL_TARGETS=(frame handshake responder session_raw session_keyed datagram capi ota discovery)
+ALL_TARGETS=(frame handshake responder session_raw session_keyed datagram capi ota discovery cobs)
 # FUZZ_TARGETS="capi datagram" restricts ci/long/regress to those targets.
 read -r -a TARGETS <<<"${FUZZ_TARGETS:-${ALL_TARGETS[*]}}"
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')

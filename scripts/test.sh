@@ -2,9 +2,10 @@
 # The whole test suite: the README's test command, and what CI runs (.ci/run).
 # Sets up its tools first (scripts/setup.sh), then: format, lints, header freshness, Rust
 # unit/vector/session tests, cross builds for the four MCU targets, C tests under
-# ASan/UBSan (ctest), interop against the real PyPI gateways (TCP, UDP, lossy proxy), signed
-# firmware updates (CLI, push helper, C device vs the real gateway), the STM32 firmware in
-# QEMU, packaging, fuzzing, and the footprint/speed budget gate.
+# ASan/UBSan and TSan (ctest), interop against the real PyPI gateways (TCP, UDP, lossy
+# proxy), signed firmware updates (CLI, push helper, C device vs the real gateway), gateway
+# discovery, the STM32 firmware in QEMU (also through usmp bridge), the usmp host tool,
+# packaging, fuzzing, Miri, and the footprint/speed budget gate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -30,9 +31,11 @@ step "cargo clippy -D warnings (host with tests, and the no_std library for a Co
 cargo clippy --all-targets --features std,ota,discovery -- -D warnings
 cargo clippy --lib --target thumbv7em-none-eabihf -- -D warnings
 cargo clippy --lib --target thumbv7em-none-eabihf --features ota,discovery -- -D warnings
-# The Rust API alone, as Rust firmware uses it (no C API, no panic handler).
+# The Rust API alone, as Rust firmware uses it (no C API, no panic handler); and with the
+# UART transport (usmp::uart::CobsUart), as serial-line firmware uses it.
 cargo clippy --lib --no-default-features --features ota --target thumbv7em-none-eabihf -- -D warnings
-# The smallest C build (no datagram, no v1, no error names) and the host tests without them.
+cargo clippy --lib --no-default-features --features uart --target thumbv7em-none-eabihf -- -D warnings
+# The smallest C build (no datagram, no v1, no error names, no UART) and the host tests without them.
 cargo clippy --lib --no-default-features --features capi,panic-handler --target thumbv7em-none-eabihf -- -D warnings
 cargo clippy --all-targets --no-default-features --features std,capi -- -D warnings
 
@@ -122,7 +125,7 @@ USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/ota -q -rA
 step "gateway discovery (mDNS / DNS-SD) in a network namespace of its own: the C device finds the real gateway announced by python-zeroconf and by usmp announce, then echoes; timeout, name filter, hostile answers"
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/discovery -q -rA
 
-step "STM32F405 firmware (examples/stm32_uart) in QEMU netduinoplus2, USART1 bridged to the real gateways; also built from a prebuilt SDK archive without cargo, and the signed-update demo"
+step "STM32F405 firmware (examples/stm32_uart) in QEMU netduinoplus2, USART1 bridged to the real gateways (QEMU's TCP socket; usmp bridge on a pty: COBS/UDP, raw/TCP, line noise); also built from a prebuilt SDK archive without cargo, and the signed-update demo"
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/stm32 -q -rA
 
 step "Rust no_std firmware (examples/rust_firmware_mps2: usmp::Client over the UART, no C) in QEMU mps2-an386, bridged to the real gateways"
@@ -131,11 +134,18 @@ step "Rust no_std firmware (examples/rust_firmware_mps2: usmp::Client over the U
   && cargo clippy -q --release --locked --target-dir "$build/rust_firmware/target" -- -D warnings)
 USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/rust_firmware -q -rA
 
+step "the usmp host tool (cli/): fmt, clippy, unit tests; connect --echo-test, keygen and bridge (ptys, restarts, resets, noise) against the real gateways"
+(cd cli \
+  && cargo fmt -- --check \
+  && cargo clippy -q --locked --all-targets --target-dir "$build/cli" -- -D warnings \
+  && cargo test -q --locked --target-dir "$build/cli")
+USMP_BUILD_DIR="$build" .venv-interop/v2/bin/python -m pytest tests/cli -q -rA
+
 step "packaging: ESP-IDF component archive (compote, vendored crates built offline, prebuilt RISC-V cores; the CI stand-in for idf.py build), add_subdirectory/find_package/pkg-config consumers, Cortex-M4 cross defaults, the prebuilt SDK archives (scripts/dist.sh)"
 tests/component/test_component.sh
 tests/component/test_dist.sh
 
-step "fuzzing (cargo-fuzz/libFuzzer + ASan): the regressions, then each of the 9 targets for 20 s"
+step "fuzzing (cargo-fuzz/libFuzzer + ASan): the regressions, then each of the 10 targets for 20 s"
 scripts/fuzz.sh ci
 
 step "Miri (undefined behaviour): the core's unit tests and the fuzz replay through the C API"

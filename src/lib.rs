@@ -140,6 +140,9 @@
 //!   C header `include/usmp_ota.h`).
 //! - `discovery` (off by default): [`discovery`], finding the gateway by DNS-SD over mDNS;
 //!   with `capi`, `usmp_discover` (header `usmp_discovery.h`).
+//! - `uart` (default): serial links with COBS framing — [`cobs`] (the sans-IO codec),
+//!   [`uart::CobsUart`] (a datagram transport over any `embedded-io` UART) and the C
+//!   transport `usmp_transport_uart_init`. Unused, it costs no flash (`--gc-sections`).
 //!
 //! Rust firmware: `usmp = { version = "0.6", default-features = false }`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
@@ -165,6 +168,8 @@
 
 mod async_client;
 mod client;
+#[cfg(feature = "uart")]
+pub mod cobs;
 pub mod conn;
 pub mod crypto;
 pub mod datagram;
@@ -189,6 +194,8 @@ mod ops;
 pub mod ota;
 mod scrub;
 pub mod session;
+#[cfg(feature = "uart")]
+pub mod uart;
 
 pub use async_client::{AsyncClient, AsyncClock, AsyncTransport};
 pub use client::{Client, Clock, Config, Stream, Transport};

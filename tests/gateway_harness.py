@@ -135,6 +135,7 @@ class Gateway:
     workdir: Path
     psk: str
     proto: str = "tcp"
+    psk_hex: bool = False  # `psk` is hex digits (--psk-hex), not text
     lib_log_level: str = "INFO"
     numbered: bool = True
     port: int = 0
@@ -167,7 +168,8 @@ class Gateway:
             while True:  # a restart on the same port may briefly find it busy
                 self.proc = subprocess.Popen(
                     [str(self.python), str(self.script), "--proto", self.proto, "--port", str(want_port),
-                     "--psk", self.psk, "--log", str(self.log_path), "--ready-file", str(ready),
+                     "--psk-hex" if self.psk_hex else "--psk", self.psk,
+                     "--log", str(self.log_path), "--ready-file", str(ready),
                      "--lib-log-level", self.lib_log_level, *self.extra_args],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, cwd=self.workdir)
                 while not ready.exists():

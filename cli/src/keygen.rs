@@ -1,4 +1,6 @@
-//! `usmp keygen`: a random 32-byte pre-shared key from the operating system's RNG.
+//! `usmp keygen`: a random 32-byte pre-shared key from the operating system's RNG, printed
+//! as hex, as a C initializer and as the lines that use it (the STM32 example's CMake
+//! option, `usmp connect`, the gateway).
 use rand_core::{OsRng, RngCore};
 
 use crate::out::{hex, json_str, CliError, Out};
@@ -32,7 +34,11 @@ pub fn run(out: &Out, a: Args) -> Result<(), CliError> {
             "C:         static const uint8_t psk[{}] = {{\n{c_init}\n}};",
             key.len()
         );
-        println!("sdkconfig: CONFIG_USMP_PSK_HEX=\"{h}\"");
+        // Where the key goes: the STM32 example's build option, the host device and the
+        // gateway. (The ESP-IDF component has no PSK setting: the ESP32 example's
+        // CONFIG_EXAMPLE_PSK is text, and a product provisions its key at run time.)
+        println!("cmake:     -DUSMP_STM32_PSK_HEX={h}");
+        println!("connect:   usmp connect HOST:PORT --psk-hex {h}");
         println!("gateway:   USMPServer(..., psk=bytes.fromhex(\"{h}\"))");
     }
     out.log(

@@ -7,10 +7,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod announce;
+mod bridge;
+mod connect;
 mod discover;
 mod keygen;
 mod ota;
 mod out;
+mod serial;
 
 use out::Out;
 
@@ -30,7 +33,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print a new random 32-byte pre-shared key (hex, C initializer, sdkconfig line).
+    /// Print a new random 32-byte pre-shared key (hex, C initializer, where it goes).
     Keygen(keygen::Args),
     /// Signed firmware updates: owner keys, signing a build into a bundle, checking one.
     Ota(ota::Args),
@@ -38,6 +41,10 @@ enum Command {
     Announce(announce::Args),
     /// List the gateways announced on the local network.
     Discover(discover::Args),
+    /// Join a serial port to the gateway: COBS datagrams <-> UDP (or raw frames <-> TCP).
+    Bridge(bridge::Args),
+    /// A device on this host: stdin lines out as messages, messages in printed; or --echo-test N.
+    Connect(connect::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +55,8 @@ fn main() -> ExitCode {
         Command::Ota(a) => ota::run(&out, a),
         Command::Announce(a) => announce::run(&out, a),
         Command::Discover(a) => discover::run(&out, a),
+        Command::Bridge(a) => bridge::run(&out, a),
+        Command::Connect(a) => connect::run(&out, a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,10 +5,17 @@
  *   posix_echo [host] [port] [psk] [v1|v2] [count]
  *   defaults:  127.0.0.1 9000 usmp-dev-psk-change-me-before-prod v2 3
  *
+ * A host that starts with '/' is a serial device instead, and the port its baud rate: the
+ * UART transport with COBS framing (usmp_uart_posix_open), to `usmp bridge` on the line's
+ * other end, e.g.  posix_echo /dev/ttyUSB0 115200 <psk>
+ *
  * Exit status 0 only when every echo matched.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include "usmp.h"
+#ifdef USMP_FEATURE_UART
+#include "usmp_uart.h"
+#endif
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +27,9 @@
 #define RECONNECT_DELAY_MS 2000u
 
 static uint8_t rx_buf[USMP_MAX_MESSAGE_LEN];
+#ifdef USMP_FEATURE_UART
+static usmp_uart_ctx_t uart_ctx; /* the UART transport's state, for a serial device */
+#endif
 static uint8_t tx_buf[USMP_MAX_MESSAGE_LEN];
 
 /* Message i: a short text, then one that needs 2 frames, then the largest (4 frames). */
@@ -115,14 +125,32 @@ int main(int argc, char **argv)
     } else {
         version = 0;
     }
-    if (argc > 6 || version == 0 || parse_ulong(port_s, 65535ul, &port) != 0 || port == 0 ||
+    int serial = (host[0] == '/');
+    if (argc > 6 || version == 0 ||
+        parse_ulong(port_s, serial ? 4000000ul : 65535ul, &port) != 0 || port == 0 ||
         parse_ulong(count_s, 1000000ul, &count) != 0) {
-        fprintf(stderr, "usage: %s [host] [port] [psk] [v1|v2] [count]\n", argv[0]);
+        fprintf(stderr, "usage: %s [host|/dev/tty...] [port|baud] [psk] [v1|v2] [count]\n",
+                argv[0]);
         return 2;
     }
 
     usmp_transport_t tr;
-    if (usmp_transport_tcp_init(&tr, host, (int)port) != 0) {
+    if (serial) {
+#ifdef USMP_FEATURE_UART
+        usmp_uart_io_t io = {0}; /* COBS framing, default timeouts */
+        if (usmp_uart_posix_open(&io, host, (uint32_t)port) != 0) {
+            perror(host);
+            return 1;
+        }
+        if (usmp_transport_uart_init(&tr, &uart_ctx, &io) != USMP_OK) {
+            io.close(io.user);
+            return 1;
+        }
+#else
+        fprintf(stderr, "%s: this build has no UART transport (USMP_UART=OFF)\n", host);
+        return 1;
+#endif
+    } else if (usmp_transport_tcp_init(&tr, host, (int)port) != 0) {
         fprintf(stderr, "cannot reach %s:%lu\n", host, port);
         return 1;
     }
@@ -165,6 +193,13 @@ int main(int argc, char **argv)
 
     usmp_close(&ctx);
     tr.destroy(&tr);
+#ifdef USMP_FEATURE_UART
+    if (serial) {
+        const usmp_uart_stats_t *st = &uart_ctx.stats;
+        printf("uart: tx %lu frames, rx %lu frames, dropped %lu\n", (unsigned long)st->frames_tx,
+               (unsigned long)st->frames_rx, (unsigned long)st->dropped);
+    }
+#endif
     printf("%lu/%lu echoes matched\n", matched, count);
     return (matched == count) ? 0 : 1;
 }

@@ -41,7 +41,7 @@ def component(origin: str) -> str:
     if "libgcc.a(" in origin:
         return "libgcc"
     name = Path(origin.split("(")[0]).name
-    for key, label in (("usmp_uart.c", "UART transport (usmp_uart.c)"),
+    for key, label in (("stm32_usart.c", "USART hooks and RX ring (stm32_usart.c)"),
                        ("usmp_port_stm32.c", "port hooks + RNG (usmp_port_stm32.c)"),
                        ("main.c", "quickstart application (main.c)")):
         if name.startswith(key):

@@ -78,7 +78,8 @@ replay!(
     // Safe code only (its C face is not driven here), and slow under Miri (two minutes for
     // one seed): natively only.
     #[cfg_attr(miri, ignore)]
-    discovery
+    discovery,
+    cobs
 );
 
 /// The OTA target's seeds and regressions. Not under Miri: they verify Ed25519 signatures,

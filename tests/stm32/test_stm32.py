@@ -79,23 +79,27 @@ class Firmware:
     leftovers of the emulator build."""
 
     def __init__(self) -> None:
-        self._built: dict[tuple[int, bool], Path] = {}
-        self.build_seconds: dict[tuple[int, bool], float] = {}
+        self._built: dict[tuple[int, bool, str], Path] = {}
+        self.build_seconds: dict[tuple[int, bool, str], float] = {}
 
-    def elf(self, wire: int, emulator: bool = True) -> Path:
-        key = (wire, emulator)
+    def elf(self, wire: int, emulator: bool = True, framing: str = "raw") -> Path:
+        """The firmware; framing "raw" (frames on USART1 as on TCP: these tests bridge it
+        with QEMU's -serial tcp) or "cobs" (tests/stm32/test_stm32_bridge.py)."""
+        key = (wire, emulator, framing)
         if key in self._built:
             return self._built[key]
         for tool in ("cmake", "arm-none-eabi-gcc"):
             if shutil.which(tool) is None:
                 pytest.fail(f"{tool} not found (scripts/setup.sh installs it)")
-        bdir = BUILD_ROOT / (f"v{wire}" if emulator else f"hw-v{wire}")
+        bdir = BUILD_ROOT / ((f"v{wire}" if emulator else f"hw-v{wire}")
+                             + ("" if framing == "raw" else f"-{framing}"))
         bdir.mkdir(parents=True, exist_ok=True)
         gen = ["-G", "Ninja"] if shutil.which("ninja") else []
         steps = [["cmake", "-S", str(EXAMPLE), "-B", str(bdir), *gen,
                   f"-DCMAKE_TOOLCHAIN_FILE={EXAMPLE / 'cmake' / 'arm-none-eabi.cmake'}",
                   f"-DUSMP_STM32_EMULATOR={'ON' if emulator else 'OFF'}",
                   f"-DUSMP_STM32_WIRE={wire}", f"-DUSMP_STM32_PSK={PSK}",
+                  f"-DUSMP_STM32_FRAMING={framing}",
                   "-DUSMP_STM32_KEEPALIVE_MS=1000"],
                  ["cmake", "--build", str(bdir)]]
         t0 = time.monotonic()

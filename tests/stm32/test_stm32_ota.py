@@ -64,6 +64,7 @@ def firmware(owner: tuple[Path, Owner], workdir: Path) -> Path:
     run_build([["cmake", "-S", str(EXAMPLE), "-B", str(bdir), *gen,
                 f"-DCMAKE_TOOLCHAIN_FILE={EXAMPLE / 'cmake' / 'arm-none-eabi.cmake'}",
                 "-DUSMP_STM32_EMULATOR=ON", "-DUSMP_STM32_WIRE=2", f"-DUSMP_STM32_PSK={PSK}",
+                "-DUSMP_STM32_FRAMING=raw",
                 "-DUSMP_STM32_OTA=ON", f"-DUSMP_STM32_OTA_PUBKEY_HEX={owner[1].public_hex}",
                 f"-DUSMP_STM32_OTA_PRODUCT={PRODUCT}", f"-DUSMP_STM32_OTA_VERSION={RUNNING}"],
                ["cmake", "--build", str(bdir), "--target", "usmp_stm32_ota"]],

@@ -40,6 +40,13 @@ int main(void) {
   usmp_set_log_level(USMP_LOG_LEVEL_INFO);
   sink = (int)usmp_get_log_level();
   usmp_close(&ctx);
+#ifdef USMP_FEATURE_UART
+  /* The UART transport is a transport, like the socket transports of component/: not in
+   * the default figure (BENCHMARKS.md measures it on its own); -DUSMP_FEATURE_UART adds it. */
+  static usmp_uart_ctx_t uart;
+  static usmp_uart_io_t io;
+  sink = usmp_transport_uart_init(&probe_transport, &uart, &io);
+#endif
   return 0;
 }
 

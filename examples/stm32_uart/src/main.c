@@ -18,8 +18,8 @@
 #include "stm32f405_regs.h"
 #include "usmp.h"
 #include "usmp_port.h"
+#include "stm32_usart.h"
 #include "usmp_stm32_config.h"
-#include "usmp_uart.h"
 
 #define EXIT_OK 0
 #define EXIT_USMP 1
@@ -30,7 +30,8 @@
 
 static const uint8_t g_psk[] = USMP_STM32_PSK_BYTES;
 
-static usmp_uart_t g_uart;       /* the transport's storage: no heap anywhere */
+static stm32_usart_t g_usart;    /* the USART's RX ring: no heap anywhere */
+static usmp_uart_ctx_t g_uart;   /* the library's UART transport (COBS or raw framing) */
 static usmp_transport_t g_tr;
 static usmp_t g_ctx;
 static uint8_t g_tx[USMP_MAX_MESSAGE_LEN];
@@ -38,7 +39,7 @@ static uint8_t g_rx[USMP_MAX_MESSAGE_LEN];
 
 void USART1_IRQHandler(void)
 {
-    usmp_uart_irq(&g_uart);
+    stm32_usart_irq(&g_usart);
 }
 
 /* Deterministic test content (not random: it only has to differ per message). The first
@@ -137,8 +138,9 @@ static int run(void)
     if (rc != EXIT_OK) {
         return rc;
     }
-    if (usmp_uart_init(&g_tr, &g_uart, USART1_BASE, board_pclk2_hz(), USMP_STM32_UART_BAUD) != 0) {
-        console_puts("STEP uart FAILED: usmp_uart_init\n");
+    if (stm32_usart_transport_init(&g_tr, &g_uart, &g_usart, USART1_BASE, board_pclk2_hz(),
+                                   USMP_STM32_UART_BAUD, USMP_STM32_FRAMING) != 0) {
+        console_puts("STEP uart FAILED: stm32_usart_transport_init\n");
         return EXIT_PORT;
     }
 
@@ -238,13 +240,23 @@ int main(void)
 
     int status = run();
 
+    const usmp_uart_stats_t *us = &g_uart.stats;
     console_printf("uart: tx %lu frames/%lu bytes, rx %lu frames/%lu bytes, idle timeouts %lu, "
-                   "stalls %lu, failures %lu, ring peak %lu of %u\n",
-                   (unsigned long)g_uart.frames_tx, (unsigned long)g_uart.bytes_tx,
-                   (unsigned long)g_uart.frames_rx, (unsigned long)g_uart.bytes_rx,
-                   (unsigned long)g_uart.idle_timeouts, (unsigned long)g_uart.stalls,
-                   (unsigned long)g_uart.failures, (unsigned long)g_uart.ring_peak,
-                   (unsigned)USMP_UART_RING_SIZE);
+                   "stalls %lu, failures %lu, dropped %lu (%s framing), ring peak %lu of %u, "
+                   "line errors %lu\n",
+                   (unsigned long)us->frames_tx, (unsigned long)us->bytes_tx,
+                   (unsigned long)us->frames_rx, (unsigned long)us->bytes_rx,
+                   (unsigned long)us->idle_timeouts, (unsigned long)us->stalls,
+                   (unsigned long)us->failures, (unsigned long)us->dropped,
+                   USMP_STM32_FRAMING == USMP_UART_FRAMING_RAW ? "raw" : "COBS",
+                   (unsigned long)g_usart.ring_peak, (unsigned)STM32_USART_RING_SIZE,
+                   (unsigned long)(g_usart.overruns + g_usart.line_errors + g_usart.ring_full));
+    usmp_stats_t ls;
+    if (USMP_STM32_FRAMING != USMP_UART_FRAMING_RAW && usmp_get_stats(&g_ctx, &ls) == USMP_OK) {
+        console_printf("link: retransmits %lu, duplicates %lu, rejected %lu, bad acks %lu\n",
+                       (unsigned long)ls.retransmits, (unsigned long)ls.duplicates,
+                       (unsigned long)ls.rejected, (unsigned long)ls.bad_acks);
+    }
     console_printf("stack: %u of %u bytes used (high-water mark)\n",
                    (unsigned)board_stack_used(), (unsigned)board_stack_size());
     console_printf("RESULT %s (exit %d, %lu ms)\n", status == EXIT_OK ? "PASS" : "FAIL", status,

@@ -24,7 +24,7 @@
 #include "usmp_port.h"
 #include "usmp_stm32_config.h"
 #include "usmp_stm32_ota_config.h"
-#include "usmp_uart.h"
+#include "stm32_usart.h"
 
 #define EXIT_OK 0
 #define EXIT_USMP 1
@@ -36,7 +36,8 @@
 
 static const uint8_t g_psk[] = USMP_STM32_PSK_BYTES;
 
-static usmp_uart_t g_uart;
+static stm32_usart_t g_usart;  /* the USART's RX ring */
+static usmp_uart_ctx_t g_uart; /* the library's UART transport (USMP_STM32_FRAMING) */
 static usmp_transport_t g_tr;
 static usmp_t g_ctx;
 static usmp_ota_t g_ota;
@@ -47,7 +48,7 @@ static uint32_t g_stack_peak[8];
 
 void USART1_IRQHandler(void)
 {
-    usmp_uart_irq(&g_uart);
+    stm32_usart_irq(&g_usart);
 }
 
 /* ------------------------------------------------------------------ stack painting */
@@ -205,8 +206,9 @@ static int run(void)
     if (rc != EXIT_OK) {
         return rc;
     }
-    if (usmp_uart_init(&g_tr, &g_uart, USART1_BASE, board_pclk2_hz(), USMP_STM32_UART_BAUD) != 0) {
-        console_puts("STEP uart FAILED: usmp_uart_init\n");
+    if (stm32_usart_transport_init(&g_tr, &g_uart, &g_usart, USART1_BASE, board_pclk2_hz(),
+                                   USMP_STM32_UART_BAUD, USMP_STM32_FRAMING) != 0) {
+        console_puts("STEP uart FAILED: stm32_usart_transport_init\n");
         return EXIT_PORT;
     }
     g_ctx.psk = g_psk;

@@ -4,6 +4,7 @@
 //! port hooks in the final binary: `port_hooks!()`.
 
 pub mod capi;
+pub mod cobs;
 pub mod datagram;
 pub mod discovery;
 pub mod frame;
