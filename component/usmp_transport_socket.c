@@ -7,8 +7,9 @@
  * every wait has a deadline. Safe for one task receiving while another sends: a failure
  * shuts the socket down (both tasks see it fail); only close/reconnect/destroy close it.
  *
- * Framing: the Rust core owns the wire format. The TCP transport reads the 12-byte header,
- * asks usmp_frame_size() how long the frame is, and reads the rest. The UDP transport moves
+ * Framing: the Rust core owns the wire format. The TCP transport returns the bytes that are
+ * there (flags = USMP_TRANSPORT_BYTES: the library finds the frames and bounds each one by
+ * USMP_FRAME_TIMEOUT_MS), so it also serves the non-blocking API. The UDP transport moves
  * whole datagrams and parses nothing: acknowledgements, retransmission, the replay window
  * and the v2 cookie round are the library's (flags = USMP_TRANSPORT_DATAGRAM).
  *
@@ -145,34 +146,6 @@ static int wait_fd(int sock, wait_dir_t dir, uint32_t timeout_ms)
     }
 }
 
-/* Reads exactly `len` bytes, all of them before `deadline` (usmp_port_millis; an absolute
- * bound for the whole frame: a peer that trickles one byte now and then cannot stretch the
- * read). 0 = done, -1 = EOF, error or deadline passed. */
-static int read_exact(int sock, uint8_t *buf, size_t len, uint32_t deadline)
-{
-    size_t got = 0;
-    while (got < len) {
-        uint32_t now = usmp_port_millis();
-        int32_t left = (int32_t)(deadline - now);
-        if (left <= 0) {
-            return -1;
-        }
-        int w = wait_fd(sock, WAIT_READ, (uint32_t)left);
-        if (w <= 0) {
-            return -1;
-        }
-        ssize_t n = recv(sock, buf + got, len - got, 0);
-        if (n > 0) {
-            got += (size_t)n;
-        } else if (n == 0) {
-            return -1; /* orderly shutdown by the peer */
-        } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* ----------------------------------------------------------------------------------- */
 /* usmp_transport_t callbacks                                                          */
 
@@ -203,47 +176,40 @@ static int tcp_send(usmp_transport_t *t, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* One whole frame: nothing within `idle_ms` gives 0; a frame that has started must be
- * complete `frame_ms` after the wait began (or, with frame_ms = 0, USMP_TRANSPORT_STALL_MS
- * after its first byte), else the stream is out of step: -1. */
-static int tcp_read_frame(usmp_transport_t *t, uint8_t *buf, size_t max_len, uint32_t idle_ms,
-                          uint32_t frame_ms)
+/* The bytes that are there (USMP_TRANSPORT_BYTES: the library finds the frames): at most
+ * `max_len`, waiting up to `wait_ms` for the first. 0 = nothing within the wait, -1 = EOF
+ * or a socket error (the socket is shut down: both tasks see it fail). */
+static int tcp_read_some(usmp_transport_t *t, uint8_t *buf, size_t max_len, uint32_t wait_ms)
 {
     usmp_socket_ctx_t *c = ctx_of(t);
-    if (c == NULL || c->sock < 0 || buf == NULL) {
+    if (c == NULL || c->sock < 0 || buf == NULL || max_len == 0) {
         return -1;
     }
-    uint32_t start = usmp_port_millis();
-    /* Idle wait: nothing at all within the receive timeout is not an error. */
-    int w = wait_fd(c->sock, WAIT_READ, idle_ms);
-    if (w == 0) {
-        return 0;
-    }
-    if (w < 0) {
-        fail_sock(c);
+    for (;;) {
+        int w = wait_fd(c->sock, WAIT_READ, wait_ms);
+        if (w == 0) {
+            return 0;
+        }
+        if (w < 0) {
+            fail_sock(c);
+            return -1;
+        }
+        if (max_len > (size_t)INT32_MAX) {
+            max_len = (size_t)INT32_MAX;
+        }
+        ssize_t n = recv(c->sock, buf, max_len, 0);
+        if (n > 0) {
+            return (int)n;
+        }
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (wait_ms == 0) {
+                return 0;
+            }
+            continue; /* readable but nothing after all: wait again (rare) */
+        }
+        fail_sock(c); /* n == 0: the peer closed; or an error */
         return -1;
     }
-    uint32_t deadline = frame_ms > 0 ? start + frame_ms
-                                     : usmp_port_millis() + (uint32_t)USMP_TRANSPORT_STALL_MS;
-    /* A frame has started: from here on, only a whole frame or -1. Any failure leaves the
-     * byte stream out of step, so the socket is shut down. */
-    uint8_t hdr[USMP_HEADER_SIZE];
-    if (read_exact(c->sock, hdr, sizeof hdr, deadline) != 0) {
-        fail_sock(c);
-        return -1;
-    }
-    int total = usmp_frame_size(hdr, sizeof hdr);
-    if (total < (int)USMP_HEADER_SIZE || (size_t)total > max_len) {
-        fail_sock(c);
-        return -1;
-    }
-    memcpy(buf, hdr, sizeof hdr);
-    size_t rest = (size_t)total - sizeof hdr;
-    if (rest > 0 && read_exact(c->sock, buf + sizeof hdr, rest, deadline) != 0) {
-        fail_sock(c);
-        return -1;
-    }
-    return total;
 }
 
 static int tcp_recv(usmp_transport_t *t, uint8_t *buf, size_t max_len)
@@ -252,14 +218,12 @@ static int tcp_recv(usmp_transport_t *t, uint8_t *buf, size_t max_len)
     if (c == NULL) {
         return -1;
     }
-    return tcp_read_frame(t, buf, max_len, c->recv_timeout_ms, 0);
+    return tcp_read_some(t, buf, max_len, c->recv_timeout_ms);
 }
 
-/* The whole frame by `timeout_ms` from now, an absolute bound (the handshake passes its
- * remaining time here). */
 static int tcp_recv_timeout(usmp_transport_t *t, uint8_t *buf, size_t max_len, uint32_t timeout_ms)
 {
-    return tcp_read_frame(t, buf, max_len, timeout_ms, timeout_ms > 0 ? timeout_ms : 1u);
+    return tcp_read_some(t, buf, max_len, timeout_ms);
 }
 
 static int sock_available(usmp_transport_t *t)
@@ -548,6 +512,7 @@ static void fill(usmp_transport_t *t, usmp_socket_ctx_t *c, int socktype)
         t->recv = tcp_recv;
         t->recv_timeout = tcp_recv_timeout;
         t->reconnect = tcp_reconnect;
+        t->flags = USMP_TRANSPORT_BYTES; /* the library finds the frames in the stream */
     } else {
         t->send = udp_send;
         t->recv = udp_recv;

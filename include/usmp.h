@@ -98,6 +98,22 @@
 #define USMP_TRANSPORT_DATAGRAM 1
 
 /**
+ * `usmp_transport_t.flags`: a byte stream whose `recv` and `recv_timeout` return the bytes
+ * that are there (at least 1, at most `max_len`; 0 = none within the wait) rather than
+ * whole frames. The library then finds the frames itself (a frame that has started must be
+ * whole within `USMP_FRAME_TIMEOUT_MS`, else the session ends); `recv_timeout` must be
+ * set. The non-blocking API needs it on byte streams (TCP, a raw UART): a frame may then
+ * arrive over several calls. The socket transport's TCP sets it.
+ */
+#define USMP_TRANSPORT_BYTES 2
+
+/**
+ * `USMP_TRANSPORT_BYTES` streams: how long a frame that has started may take to arrive
+ * whole (ms).
+ */
+#define USMP_FRAME_TIMEOUT_MS 5000
+
+/**
  * Default attempts per frame on a datagram transport (`retransmit_attempts` = 0).
  */
 #define USMP_RETRANSMIT_ATTEMPTS 5
@@ -118,6 +134,11 @@
  * How long frames under the previous key are accepted after a REKEY (ms).
  */
 #define USMP_REKEY_GRACE_MS 10000
+
+/**
+ * Words (8 bytes each) of a `usmp_nb_t`.
+ */
+#define USMP_NB_WORDS 174
 
 #if defined(USMP_FEATURE_UART)
 /**
@@ -177,6 +198,39 @@ typedef enum usmp_log_level_t {
    */
   USMP_LOG_LEVEL_DEBUG = 4,
 } usmp_log_level_t;
+
+/**
+ * What `usmp_nb_poll` reports.
+ */
+typedef enum usmp_event_kind_t {
+  /**
+   * Nothing to report: call again on the next turn of the loop.
+   */
+  USMP_EVENT_NONE = 0,
+  /**
+   * The handshake completed: `usmp_nb_send` may be called.
+   */
+  USMP_EVENT_CONNECTED = 1,
+  /**
+   * A message arrived: `len` bytes in the receive buffer given to `usmp_nb_connect`
+   * (valid until the next `usmp_nb_poll`).
+   */
+  USMP_EVENT_MESSAGE = 2,
+  /**
+   * The message of `usmp_nb_send` went out (on a datagram link: acknowledged), or, when
+   * `error` is negative, did not (the application's buffer is free again either way).
+   */
+  USMP_EVENT_SENT = 3,
+  /**
+   * Something failed and the session goes on (`error`): a message larger than the
+   * receive buffer was dropped, or a PING or REKEY could not be sent.
+   */
+  USMP_EVENT_ERROR = 4,
+  /**
+   * The session is over (`error` says why; the transport is closed): connect again.
+   */
+  USMP_EVENT_CLOSED = 5,
+} usmp_event_kind_t;
 
 /**
  * Result codes. 0 is success; errors are negative and their numbers never change.
@@ -315,8 +369,9 @@ typedef struct usmp_transport_s {
   int (*send)(struct usmp_transport_s *t, const uint8_t *data, size_t len);
   /**
    * Receive exactly one whole frame (one datagram) into `buf` (at most `max_len` bytes)
-   * and return its length; 0 when nothing arrived within the transport's receive
-   * timeout; < 0 when the connection failed or closed.
+   * and return its length (with `USMP_TRANSPORT_BYTES`: the bytes that are there, at
+   * most `max_len`); 0 when nothing arrived within the transport's receive timeout;
+   * < 0 when the connection failed or closed.
    */
   int (*recv)(struct usmp_transport_s *t, uint8_t *buf, size_t max_len);
   /**
@@ -341,7 +396,9 @@ typedef struct usmp_transport_s {
    */
   void *ctx;
   /**
-   * `USMP_TRANSPORT_DATAGRAM` for UDP-like transports, 0 for byte streams.
+   * `USMP_TRANSPORT_DATAGRAM` for UDP-like transports; 0 for byte streams whose `recv`
+   * returns whole frames (the original's contract); `USMP_TRANSPORT_BYTES` for byte
+   * streams that return what is there.
    */
   uint32_t flags;
   /**
@@ -433,6 +490,36 @@ typedef struct usmp_stats_t {
    */
   uint32_t bad_acks;
 } usmp_stats_t;
+
+/**
+ * The state of a non-blocking session between calls: application memory (a static or a
+ * global, not the stack of a function that returns), set up by `usmp_nb_connect`. Its
+ * contents are private.
+ */
+typedef struct usmp_nb_t {
+  /**
+   * Library-private state. Do not touch.
+   */
+  uint64_t opaque[USMP_NB_WORDS];
+} usmp_nb_t;
+
+/**
+ * An event of `usmp_nb_poll`.
+ */
+typedef struct usmp_event_t {
+  /**
+   * What happened.
+   */
+  enum usmp_event_kind_t kind;
+  /**
+   * `USMP_EVENT_SENT`, `USMP_EVENT_ERROR`, `USMP_EVENT_CLOSED`: a `usmp_err_t` (0: none).
+   */
+  int error;
+  /**
+   * `USMP_EVENT_MESSAGE`: the message's length.
+   */
+  uint16_t len;
+} usmp_event_t;
 
 #if defined(USMP_FEATURE_UART)
 /**
@@ -791,7 +878,9 @@ int usmp_keepalive_tick(struct usmp_t *ctx);
 
 /**
  * Rotates the session keys (wire v2): sends REKEY with a fresh random salt under the old
- * key and switches both directions to the new keys. `USMP_ERR_UNSUPPORTED` on v1.
+ * key and switches both directions to the new keys. `USMP_ERR_UNSUPPORTED` on v1;
+ * `USMP_ERR_BUSY` while the previous REKEY's grace period runs (see below: until the
+ * gateway's first frame under the new keys on a byte stream, else `USMP_REKEY_GRACE_MS`).
  *
  * Frames the gateway sent under the old key before it saw the REKEY are still accepted
  * for `USMP_REKEY_GRACE_MS`, and on a datagram link an acknowledgement under either key
@@ -804,6 +893,87 @@ int usmp_keepalive_tick(struct usmp_t *ctx);
  * `ctx` null or valid.
  */
 int usmp_rekey(struct usmp_t *ctx);
+
+/**
+ * Starts a session without blocking: copies `*transport` into `ctx->transport` (which must
+ * already be dialled) and prepares the handshake; `usmp_nb_poll` then runs it and reports
+ * `USMP_EVENT_CONNECTED` or `USMP_EVENT_CLOSED`. Messages arrive in `rx_buf` (`rx_len`
+ * bytes, up to `USMP_MAX_MESSAGE_LEN`; larger messages are dropped with an
+ * `USMP_EVENT_ERROR`). Settings as for `usmp_connect`.
+ *
+ * The transport's `recv_timeout` is required and is called with a timeout of 0: it must
+ * return at once. A byte stream must set `USMP_TRANSPORT_BYTES` (unless its `recv_timeout`
+ * never returns part of a frame); its `send` should not wait long.
+ *
+ * Returns `USMP_OK`, or a negative `usmp_err_t` (nothing started; the transport is closed
+ * if it was taken). After `usmp_nb_connect`, use only `usmp_nb_*` calls on `ctx` (the
+ * blocking ones return `USMP_ERR_BUSY`) from one task, and `usmp_is_connected`,
+ * `usmp_get_stats`; `usmp_close` also works.
+ *
+ * # Safety
+ * Pointers null or valid; `ctx`, `nb` and `rx_buf` must stay valid (and not move) while the
+ * session is in use; `ctx->psk` as for `usmp_connect`.
+ */
+int usmp_nb_connect(struct usmp_t *ctx,
+                    struct usmp_nb_t *nb,
+                    usmp_transport_t *transport,
+                    uint8_t *rx_buf,
+                    uint16_t rx_len);
+
+/**
+ * Does what can be done now and reports one event in `*ev` (also returned: a
+ * `usmp_event_kind_t`, or a negative `usmp_err_t` for bad arguments or a `nb` with no
+ * session: `USMP_ERR_NOT_CONNECTED` after `USMP_EVENT_CLOSED`). Call it every time round
+ * the loop, and again at once after an event: more may be waiting. It waits for nothing
+ * (the transport's reads have a timeout of 0).
+ *
+ * # Safety
+ * Pointers null or valid; `nb` set up by `usmp_nb_connect` for this `ctx`.
+ */
+int usmp_nb_poll(struct usmp_t *ctx, struct usmp_nb_t *nb, struct usmp_event_t *ev);
+
+/**
+ * Starts sending a message of `len` bytes (0..=1808) without blocking; `usmp_nb_poll`
+ * reports `USMP_EVENT_SENT` when it went out (acknowledged, on a datagram link) or failed.
+ * `data` is not copied: it must stay valid and unchanged until then. One message at a
+ * time: `USMP_ERR_BUSY` while one is under way (or its SENT not yet reported).
+ * `USMP_ERR_BUFFER_OVERFLOW` above 1808 bytes, `USMP_ERR_NOT_CONNECTED` before
+ * `USMP_EVENT_CONNECTED` or after the end.
+ *
+ * # Safety
+ * Pointers null or valid; `data` null only when `len` is 0, else `len` readable bytes
+ * until the SENT event.
+ */
+int usmp_nb_send(struct usmp_t *ctx, struct usmp_nb_t *nb, const uint8_t *data, uint16_t len);
+
+/**
+ * Sends a PING at the next `usmp_nb_poll` (with `keepalive_ms` set, PINGs also go out by
+ * themselves when the link is idle). `USMP_ERR_BUSY` while a PING or REKEY is under way.
+ *
+ * # Safety
+ * Pointers null or valid.
+ */
+int usmp_nb_ping(struct usmp_t *ctx, struct usmp_nb_t *nb);
+
+/**
+ * Rotates the session keys (wire v2; `USMP_ERR_UNSUPPORTED` on v1) at the next
+ * `usmp_nb_poll`, as `usmp_rekey` does. `USMP_ERR_BUSY` while a PING or REKEY is under
+ * way, or while the previous REKEY's grace period runs (as for `usmp_rekey`).
+ *
+ * # Safety
+ * Pointers null or valid.
+ */
+int usmp_nb_rekey(struct usmp_t *ctx, struct usmp_nb_t *nb);
+
+/**
+ * Closes a non-blocking session at once: one BYE (best effort, not waited for), keys
+ * zeroized, the transport closed (not destroyed), `nb` wiped. No CLOSED event follows.
+ * Safe on a `nb` with no session.
+ *
+ * # Safety
+ * Pointers null or valid.
+ */
+int usmp_nb_close(struct usmp_t *ctx, struct usmp_nb_t *nb);
 
 #if defined(USMP_FEATURE_UART)
 /**

@@ -20,9 +20,8 @@ extern "C" {
 #define USMP_TRANSPORT_RECV_TIMEOUT_MS 1000
 #endif
 
-/** TCP: a frame that has started arriving must be complete this long after its first byte
- *  (an absolute bound: a peer trickling bytes cannot stretch it), and a send gives up with
- *  -1 when no byte moves for this long (ms). */
+/** TCP: a send gives up with -1 when no byte moves for this long (ms). (How long a frame
+ *  that has started may take to arrive is the library's USMP_FRAME_TIMEOUT_MS.) */
 #ifndef USMP_TRANSPORT_STALL_MS
 #define USMP_TRANSPORT_STALL_MS 2000
 #endif
@@ -54,10 +53,10 @@ typedef struct usmp_socket_ctx_t {
  *
  * Dialling gives up after USMP_TRANSPORT_CONNECT_TIMEOUT_MS; the socket is close-on-exec.
  *
- * The callbacks: recv returns one whole frame, 0 after the receive timeout with nothing
- * received, -1 on EOF, socket error, a frame not complete USMP_TRANSPORT_STALL_MS after its
- * first byte, a header usmp_frame_size refuses or a frame above max_len; recv_timeout the
- * same with the whole frame due within timeout_ms (the handshake's remaining time); send
+ * The callbacks (flags = USMP_TRANSPORT_BYTES: the library finds the frames in the stream,
+ * so the non-blocking API works over it too): recv returns the bytes that are there (at
+ * most max_len), 0 after the receive timeout with nothing received, -1 on EOF or a socket
+ * error; recv_timeout the same with a wait of timeout_ms (0: just look); send
  * writes all bytes or returns -1 (never SIGPIPE); available is a zero-timeout poll; close
  * keeps the context; reconnect closes and dials again; destroy closes and frees a context
  * that *_init allocated, then sets t->ctx = NULL. After a -1 from send or recv the socket

@@ -640,6 +640,7 @@ impl Conn {
 
     /// Starts a REKEY (v2) with a fresh random `salt`: seals the REKEY frame into `buf`
     /// (the caller keeps it for retransmissions) and switches to the new keys.
+    /// [`Error::Busy`] while the previous REKEY's grace period runs.
     pub fn seal_rekey(
         &mut self,
         now: u32,
@@ -652,6 +653,11 @@ impl Conn {
         let s = self.session_mut()?;
         if !s.version().has_rekey() {
             return Err(Error::Unsupported);
+        }
+        // The previous REKEY's grace period still runs: frames under the key before it may
+        // be on their way, and only one previous key is kept.
+        if s.in_grace() {
+            return Err(Error::Busy);
         }
         let seq = s.tx_next() as u32;
         let mut old = [0u8; UTACK_MAC_LEN];

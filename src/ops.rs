@@ -38,6 +38,9 @@ const ROLE_SENDER: u8 = 2;
 pub(crate) const TRANSITION: u8 = 1;
 /// A receiver waits for a sender to hand over the transport.
 const RX_WANTED: u8 = 2;
+/// The session is driven by the non-blocking C API (`usmp_nb_*`): the blocking calls
+/// refuse it.
+pub(crate) const NONBLOCKING: u8 = 4;
 
 /// The scratch buffers of one operation (a frame of [`crate::frame::MAX_FRAME`] bytes and
 /// a small one of [`SMALL_FRAME`] bytes), lent by its face.
@@ -127,7 +130,7 @@ pub(crate) fn reenter(c: &mut Conn) {
 }
 
 /// Waiting for the frame in flight to be acknowledged: one step. `owned`: this operation
-/// holds that frame in `frame[..n]`. `None`: nothing is in flight any more.
+/// holds that frame (where, as an [`Out`]). `None`: nothing is in flight any more.
 #[allow(clippy::too_many_arguments)]
 fn drive(
     c: &mut Conn,
@@ -135,7 +138,7 @@ fn drive(
     t: Timing,
     b: &mut Bufs<'_>,
     reply: &mut Reply,
-    owned: Option<usize>,
+    owned: Option<Out>,
     input: Input,
     exclusive: bool,
 ) -> Option<Action> {
@@ -166,9 +169,9 @@ fn drive(
         Err(e) => Action::Done(Err(e)),
         Ok(TxPoll::Idle | TxPoll::Acked) => return None,
         Ok(TxPoll::Resend { owned: true }) => match owned {
-            Some(n) => {
+            Some(out) => {
                 c.resent(now);
-                Action::Transmit(Out::Frame(n))
+                Action::Transmit(out)
             }
             // Another task's frame: that task sends it again.
             None => Action::Sleep(1),
@@ -181,7 +184,9 @@ fn drive(
             Err(e) => Action::Done(Err(e)),
         },
         Ok(TxPoll::Wait(ms)) => {
-            if c.face.role == ROLE_NONE && c.face.flags & RX_WANTED == 0 {
+            // Under the non-blocking API the receive alone reads (a sender that read a
+            // DATA datagram would have to leave it unacknowledged).
+            if c.face.role == ROLE_NONE && c.face.flags & (RX_WANTED | NONBLOCKING) == 0 {
                 c.face.role = ROLE_SENDER;
                 Action::Receive {
                     small: true,
@@ -294,7 +299,7 @@ impl SendOp {
                     };
                 }
                 S_DRIVE => {
-                    let own = Some(usize::from(self.n));
+                    let own = Some(Out::Frame(usize::from(self.n)));
                     if let Some(a) = drive(c, now, t, b, reply, own, input, false) {
                         if let Action::Done(_) = a {
                             c.end_message();
@@ -427,7 +432,7 @@ impl ControlOp {
                 self.step(c, now, t, b, Input::None, reply)
             }
             _ => {
-                let own = rekey.then_some(usize::from(self.n));
+                let own = rekey.then_some(Out::Frame(usize::from(self.n)));
                 let t = if self.exclusive != 0 {
                     // BYE is best-effort: one attempt.
                     Timing { attempts: 1, ..t }

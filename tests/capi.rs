@@ -383,6 +383,35 @@ fn frames_in_flight_under_the_old_key_survive_a_device_rekey() {
 }
 
 #[test]
+fn a_second_rekey_waits_until_the_key_before_it_is_done_with() {
+    // Two REKEYs while the gateway's echo under the first key is still on its way: only one
+    // previous key is kept, so the second would have made that echo unreadable
+    // (USMP_ERR_CRYPTO_FAILED, found by the non-blocking API's pipelined test against the
+    // real gateway). It is refused with USMP_ERR_BUSY until the gateway's first frame under
+    // the new keys has arrived.
+    let mut g = Gateway::new(Version::V2, PSK);
+    let mut t = transport(&mut g);
+    let mut c = ctx(0);
+    assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
+    assert_eq!(unsafe { usmp_send(&mut *c, b"in flight".as_ptr(), 9) }, 0);
+    assert_eq!(unsafe { usmp_rekey(&mut *c) }, 0);
+    assert_eq!(
+        name(unsafe { usmp_rekey(&mut *c) }),
+        "USMP_ERR_BUSY",
+        "a second REKEY with frames under the first key in flight"
+    );
+    let mut buf = [0u8; 64];
+    assert_eq!(recv_message(&mut c, &mut buf), 9);
+    assert_eq!(unsafe { usmp_send(&mut *c, b"new key".as_ptr(), 7) }, 0);
+    assert_eq!(recv_message(&mut c, &mut buf), 7);
+    // The gateway has used the new keys: the grace is over, the next REKEY goes.
+    assert_eq!(unsafe { usmp_rekey(&mut *c) }, 0);
+    assert_eq!(unsafe { usmp_send(&mut *c, b"third key".as_ptr(), 9) }, 0);
+    assert_eq!(recv_message(&mut c, &mut buf), 9);
+    assert_eq!(&buf[..9], b"third key");
+}
+
+#[test]
 fn connect_reads_a_transport_that_is_the_contexts_own_field() {
     // usmp_connect(ctx, &ctx->transport): the transport is read by value before the
     // context is written (Miri checks there are no aliasing references).

@@ -67,6 +67,13 @@ struct Gw {
     lose_acks: Option<(u8, usize)>,
     /// Send a PING before acknowledging the next DATA from the device (it crosses our send).
     ping_before_ack: bool,
+    /// Send a PING before acknowledging the first fragment of the device's next message.
+    ping_before_frag_ack: bool,
+    /// Control frames from the device that arrived between two fragments of a message (the
+    /// real gateway then drops the partial message and delivers the rest as a message).
+    split: usize,
+    /// The longest wait any receive of the device asked the transport for, ms.
+    max_wait: u32,
     pongs: usize,
     /// The gateway has gone: it answers and acknowledges nothing.
     silent: bool,
@@ -106,6 +113,9 @@ impl Gw {
             last_hs_type: 0,
             lose_acks: None,
             ping_before_ack: false,
+            ping_before_frag_ack: false,
+            split: 0,
+            max_wait: 0,
             pongs: 0,
             silent: false,
             junk: false,
@@ -270,8 +280,15 @@ impl Gw {
             return; // unauthentic: never acknowledged
         };
         let rx_key = (self.version == Version::V2).then(|| *s.rx_key());
-        if self.ping_before_ack && ty == FrameType::Data {
+        if matches!(ty, FrameType::Ping | FrameType::Pong) && s.reassembling() {
+            self.split += 1;
+        }
+        let first_frag = ty == FrameType::DataFrag && !s.reassembling();
+        if (self.ping_before_ack && ty == FrameType::Data)
+            || (self.ping_before_frag_ack && first_frag)
+        {
             self.ping_before_ack = false;
+            self.ping_before_frag_ack = false;
             let key = self.tx_key();
             let mut buf = [0u8; MAX_FRAME];
             let n = self
@@ -355,6 +372,7 @@ unsafe extern "C" fn t_recv_timeout(
     ms: u32,
 ) -> c_int {
     let g = gw(t);
+    g.max_wait = g.max_wait.max(ms);
     match g.net.pop_front() {
         // Like the socket transport: a datagram larger than the buffer is read and dropped
         // (a sender waiting for its UTACK offers a small buffer; a DATA frame arriving then
@@ -947,5 +965,96 @@ fn forged_challenge_first_still_connects() {
         assert_eq!(rc, 0, "{v:?}: {}", name(rc));
         assert!(port::now().wrapping_sub(t0) < usmp::HANDSHAKE_TIMEOUT_MS);
         assert_eq!(echo(&mut c, b"ok"), b"ok");
+    }
+}
+
+// ------------------------------------------------------------------ the non-blocking API
+
+#[path = "common/nb.rs"]
+#[allow(unused)]
+mod nb_api;
+#[path = "common/scripted.rs"]
+#[allow(unused)]
+mod scripted;
+
+/// A device connected through the non-blocking API (receive buffer of 1808 bytes).
+fn nb_connected(g: &mut Gw) -> (Box<usmp_t>, Box<usmp_nb_t>, Vec<u8>) {
+    let mut t = transport(g);
+    let mut c = ctx(g.version);
+    let mut nb = nb_api::new_nb();
+    let mut rx = vec![0u8; 1808];
+    let rc = unsafe { usmp_nb_connect(&mut *c, &mut *nb, &mut t, rx.as_mut_ptr(), 1808) };
+    assert_eq!(rc, 0, "{}", name(rc));
+    let evs = nb_api::poll_until(
+        &mut c,
+        &mut nb,
+        usmp_event_kind_t::USMP_EVENT_CONNECTED,
+        5000,
+    );
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    (c, nb, rx)
+}
+
+#[test]
+fn nb_lossy_network_delivers_every_message_once_in_order_and_no_call_waits() {
+    for v in [Version::V1, Version::V2] {
+        for (up, down) in [
+            (Faults::default(), Faults::default()),
+            (
+                Faults {
+                    drop_every: 5,
+                    dup_every: 3,
+                    ..Default::default()
+                },
+                Faults {
+                    drop_every: 6,
+                    dup_every: 4,
+                    swap_every: 5,
+                },
+            ),
+        ] {
+            let mut g = Gw::new(v);
+            g.up = up;
+            g.down = down;
+            let (mut c, mut nb, rx) = nb_connected(&mut g);
+            let mut sent = vec![];
+            for k in 0..12 {
+                let m = pattern([0, 1, 452, 453, 1000, 1808][k % 6], k as u8);
+                let got = nb_api::nb_echo(&mut c, &mut nb, &rx, &m, 20_000);
+                assert_eq!(got, m, "{v:?} message {k}");
+                sent.push(m);
+            }
+            assert_eq!(g.received, sent, "{v:?}: each message once, in order");
+            assert_eq!(g.max_wait, 0, "{v:?}: a receive waited");
+            let st = stats(&c);
+            if up.drop_every > 0 {
+                assert!(st.retransmits > 0 && st.duplicates > 0, "{v:?}");
+            }
+            assert_eq!(unsafe { usmp_nb_close(&mut *c, &mut *nb) }, 0);
+        }
+    }
+}
+
+#[test]
+fn a_gateway_ping_during_a_fragmented_send_waits_for_the_last_fragment() {
+    // Non-blocking and blocking alike: the PONG goes after the message's last fragment.
+    for v in [Version::V1, Version::V2] {
+        let mut g = Gw::new(v);
+        let (mut c, mut nb, rx) = nb_connected(&mut g);
+        g.ping_before_frag_ack = true;
+        let m = pattern(1808, 3);
+        assert_eq!(nb_api::nb_echo(&mut c, &mut nb, &rx, &m, 20_000), m);
+        assert_eq!((g.pongs, g.split), (1, 0), "{v:?}: non-blocking");
+
+        let (mut g, mut c) = connected(v);
+        g.ping_before_frag_ack = true;
+        g.echo = false;
+        assert_eq!(unsafe { usmp_send(&mut *c, m.as_ptr(), 1808) }, 0);
+        let mut buf = [0u8; 64];
+        for _ in 0..5 {
+            assert!(unsafe { usmp_recv(&mut *c, buf.as_mut_ptr(), 64) } >= 0);
+        }
+        assert_eq!(g.received, vec![m.clone()], "{v:?}");
+        assert_eq!((g.pongs, g.split), (1, 0), "{v:?}: blocking");
     }
 }

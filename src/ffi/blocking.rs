@@ -99,7 +99,7 @@ fn handshake_steps(c: Ctx) -> Result<(), Error> {
     // SAFETY: the application keeps psk[..psk_len] readable while connected.
     let (psk, version) = unsafe { c.psk() }?;
     let dgram = c.datagram();
-    if dgram && !c.has_recv_timeout() {
+    if (dgram || c.bytes()) && !c.has_recv_timeout() {
         return Err(Error::InvalidArg);
     }
     let id = device_id()?;
@@ -392,7 +392,9 @@ pub unsafe extern "C" fn usmp_keepalive_tick(ctx: *mut usmp_t) -> c_int {
 }
 
 /// Rotates the session keys (wire v2): sends REKEY with a fresh random salt under the old
-/// key and switches both directions to the new keys. `USMP_ERR_UNSUPPORTED` on v1.
+/// key and switches both directions to the new keys. `USMP_ERR_UNSUPPORTED` on v1;
+/// `USMP_ERR_BUSY` while the previous REKEY's grace period runs (see below: until the
+/// gateway's first frame under the new keys on a byte stream, else `USMP_REKEY_GRACE_MS`).
 ///
 /// Frames the gateway sent under the old key before it saw the REKEY are still accepted
 /// for `USMP_REKEY_GRACE_MS`, and on a datagram link an acknowledgement under either key

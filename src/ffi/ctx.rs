@@ -14,12 +14,14 @@ use core::ptr::{addr_of, addr_of_mut};
 
 use super::{
     usmp_port_delay_ms, usmp_port_get_device_id, usmp_port_lock, usmp_port_millis,
-    usmp_port_random, usmp_port_unlock, usmp_t, usmp_transport_s, USMP_OPAQUE_WORDS,
-    USMP_RECV_TIMEOUT_MS, USMP_RETRANSMIT_ATTEMPTS, USMP_TRANSPORT_DATAGRAM,
+    usmp_port_random, usmp_port_unlock, usmp_t, usmp_transport_s, USMP_FRAME_TIMEOUT_MS,
+    USMP_OPAQUE_WORDS, USMP_RECV_TIMEOUT_MS, USMP_RETRANSMIT_ATTEMPTS, USMP_TRANSPORT_BYTES,
+    USMP_TRANSPORT_DATAGRAM,
 };
 use crate::conn::{Conn, Reply, Timing};
+use crate::frame::StreamReader;
 use crate::handshake::DEVICE_ID_LEN;
-use crate::ops::{in_buf, out_bytes, Action, Bufs, Input, Op, TRANSITION};
+use crate::ops::{in_buf, out_bytes, Action, Bufs, Input, Op, NONBLOCKING, TRANSITION};
 use crate::{Error, Version};
 
 const _: () = assert!(size_of::<Conn>() <= size_of::<[u64; USMP_OPAQUE_WORDS]>());
@@ -165,11 +167,20 @@ impl Ctx {
 
     /// Enters a call on an established context: counted, so that a transition waits for
     /// it. A context copied after `usmp_connect` is wiped ([`Error::ContextMoved`]); during
-    /// a transition, [`Error::Busy`].
+    /// a transition, or on a context the non-blocking API drives, [`Error::Busy`].
     pub fn enter(self) -> Result<Call, Error> {
+        self.enter_as(TRANSITION | NONBLOCKING)
+    }
+
+    /// Enters a call of the non-blocking API ([`Error::Busy`] during a transition).
+    pub fn enter_nonblocking(self) -> Result<Call, Error> {
+        self.enter_as(TRANSITION)
+    }
+
+    fn enter_as(self, refused: u8) -> Result<Call, Error> {
         let l = self.lock();
         self.check_owner(l.conn)?;
-        if l.conn.face.flags & TRANSITION != 0 {
+        if l.conn.face.flags & refused != 0 {
             return Err(Error::Busy);
         }
         l.conn.face.calls = l.conn.face.calls.checked_add(1).ok_or(Error::Busy)?;
@@ -207,7 +218,8 @@ impl Ctx {
             if l.conn.face.flags & TRANSITION != 0 {
                 return Err(Error::Busy);
             }
-            l.conn.face.flags |= TRANSITION;
+            // A transition takes the context from the non-blocking API, if it had it.
+            l.conn.face.flags = (l.conn.face.flags & !NONBLOCKING) | TRANSITION;
         }
         let t = Transition(self);
         let start = millis();
@@ -302,8 +314,18 @@ impl Ctx {
         unsafe { f(self.transport()).read() }
     }
 
+    fn flags(self) -> u32 {
+        self.t_read(|t| unsafe { addr_of!((*t).flags) })
+    }
+
     pub fn datagram(self) -> bool {
-        self.t_read(|t| unsafe { addr_of!((*t).flags) }) & USMP_TRANSPORT_DATAGRAM != 0
+        self.flags() & USMP_TRANSPORT_DATAGRAM != 0
+    }
+
+    /// A byte stream that returns what is there (`USMP_TRANSPORT_BYTES`): the library finds
+    /// the frames.
+    pub fn bytes(self) -> bool {
+        self.flags() & (USMP_TRANSPORT_DATAGRAM | USMP_TRANSPORT_BYTES) == USMP_TRANSPORT_BYTES
     }
 
     pub fn has_recv_timeout(self) -> bool {
@@ -323,8 +345,53 @@ impl Ctx {
     }
 
     /// One frame or datagram into `buf`. `wait`: at most that long (through `recv_timeout`,
-    /// when the transport has one); `None`: the transport's own receive timeout.
+    /// when the transport has one); `None`: the transport's own receive timeout. On a
+    /// `USMP_TRANSPORT_BYTES` stream, a frame that has started is read to its end within
+    /// `USMP_FRAME_TIMEOUT_MS` (and within `wait`), else the stream is out of step: broken.
     pub fn recv(self, buf: &mut [u8], wait: Option<u32>) -> Input {
+        if !self.bytes() {
+            return self.read(buf, wait);
+        }
+        let start = millis();
+        let mut r = StreamReader::default();
+        // Time waited in vain inside the frame, counted too: a frozen clock cannot keep
+        // the loop going.
+        let mut waited = 0u32;
+        loop {
+            let limit = match r.started() {
+                None => wait.map(|w| w.saturating_sub(millis().wrapping_sub(start))),
+                Some(t0) => {
+                    let now = millis();
+                    let spent = now.wrapping_sub(t0).max(waited);
+                    let mut left = USMP_FRAME_TIMEOUT_MS.saturating_sub(spent);
+                    if let Some(w) = wait {
+                        left = left.min(w.saturating_sub(now.wrapping_sub(start).max(waited)));
+                    }
+                    if left == 0 {
+                        return Input::Broken;
+                    }
+                    Some(left)
+                }
+            };
+            let Some(part) = r.want(buf) else {
+                return Input::Broken;
+            };
+            match self.read(part, limit) {
+                Input::Received(n) => {
+                    if let Some(len) = r.got(buf, n, millis()) {
+                        return Input::Received(len);
+                    }
+                }
+                Input::Nothing if r.started().is_none() => return Input::Nothing,
+                Input::Nothing => waited = waited.saturating_add(limit.unwrap_or(1).max(1)),
+                other => return other,
+            }
+        }
+    }
+
+    /// One call of the transport's receive: `recv_timeout(wait)` when a wait is given and
+    /// the transport has it, else `recv`.
+    pub fn read(self, buf: &mut [u8], wait: Option<u32>) -> Input {
         let timed = self.t_read(|t| unsafe { addr_of!((*t).recv_timeout) });
         let plain = self.t_read(|t| unsafe { addr_of!((*t).recv) });
         let rc = match (wait, timed, plain) {

@@ -6,7 +6,7 @@
 //! - [`ctx`]: what a call does with a `usmp_t`: the lock, the call bookkeeping, the clock,
 //!   the transport callbacks, and the loop that runs an operation;
 //! - [`blocking`]: the original's blocking calls (`usmp_connect`, `usmp_send`, ...);
-//! - [`nonblocking`]: the non-blocking API for superloops (`usmp_nb_*`).
+//! - [`nb`]: the non-blocking API for superloops (`usmp_nb_*`).
 //!
 //! Every function checks its pointers and lengths first and returns a code; none panics.
 //! No protocol decision is made here.
@@ -21,8 +21,10 @@ use crate::{Error, Version};
 
 pub mod blocking;
 mod ctx;
+pub mod nb;
 
 pub use blocking::*;
+pub use nb::*;
 
 /// Library version string.
 const VERSION: &[u8] = concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes();
@@ -63,6 +65,16 @@ pub const USMP_OPAQUE_WORDS: usize = 25;
 /// acknowledges and retransmits frames itself (UTACK stop-and-wait) and uses the replay
 /// window; `recv_timeout` must be set.
 pub const USMP_TRANSPORT_DATAGRAM: u32 = 1;
+/// `usmp_transport_t.flags`: a byte stream whose `recv` and `recv_timeout` return the bytes
+/// that are there (at least 1, at most `max_len`; 0 = none within the wait) rather than
+/// whole frames. The library then finds the frames itself (a frame that has started must be
+/// whole within `USMP_FRAME_TIMEOUT_MS`, else the session ends); `recv_timeout` must be
+/// set. The non-blocking API needs it on byte streams (TCP, a raw UART): a frame may then
+/// arrive over several calls. The socket transport's TCP sets it.
+pub const USMP_TRANSPORT_BYTES: u32 = 2;
+/// `USMP_TRANSPORT_BYTES` streams: how long a frame that has started may take to arrive
+/// whole (ms).
+pub const USMP_FRAME_TIMEOUT_MS: u32 = 5_000;
 /// Default attempts per frame on a datagram transport (`retransmit_attempts` = 0).
 pub const USMP_RETRANSMIT_ATTEMPTS: u8 = 5;
 /// Initial retransmission timeout on a datagram transport (ms), adapted to the measured
@@ -156,8 +168,9 @@ pub struct usmp_transport_s {
         unsafe extern "C" fn(t: *mut usmp_transport_s, data: *const u8, len: usize) -> c_int,
     >,
     /// Receive exactly one whole frame (one datagram) into `buf` (at most `max_len` bytes)
-    /// and return its length; 0 when nothing arrived within the transport's receive
-    /// timeout; < 0 when the connection failed or closed.
+    /// and return its length (with `USMP_TRANSPORT_BYTES`: the bytes that are there, at
+    /// most `max_len`); 0 when nothing arrived within the transport's receive timeout;
+    /// < 0 when the connection failed or closed.
     pub recv: Option<
         unsafe extern "C" fn(t: *mut usmp_transport_s, buf: *mut u8, max_len: usize) -> c_int,
     >,
@@ -172,7 +185,9 @@ pub struct usmp_transport_s {
     pub destroy: Option<unsafe extern "C" fn(t: *mut usmp_transport_s)>,
     /// Transport-private state.
     pub ctx: *mut c_void,
-    /// `USMP_TRANSPORT_DATAGRAM` for UDP-like transports, 0 for byte streams.
+    /// `USMP_TRANSPORT_DATAGRAM` for UDP-like transports; 0 for byte streams whose `recv`
+    /// returns whole frames (the original's contract); `USMP_TRANSPORT_BYTES` for byte
+    /// streams that return what is there.
     pub flags: u32,
     /// As `recv`, but waits at most `timeout_ms` (0 = just poll). Required for datagram
     /// transports; optional otherwise.

@@ -88,7 +88,15 @@ int main(int argc, char **argv)
         int fd = ((usmp_socket_ctx_t *)t.ctx)->sock;
         int cloexec = (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0;
         uint8_t buf[USMP_MAX_FRAME_SIZE];
-        int n = t.recv(&t, buf, sizeof buf);
+        /* A byte stream (USMP_TRANSPORT_BYTES): the frame may come in pieces. */
+        int n = 0;
+        while (n < (int)USMP_HEADER_SIZE + 40) {
+            int r = t.recv(&t, buf + n, sizeof buf - (size_t)n);
+            if (r <= 0) {
+                break;
+            }
+            n += r;
+        }
         printf("HIGHFD fd=%d frame=%d cloexec=%d\n", fd, n, cloexec);
         t.destroy(&t);
         return 0;

@@ -91,7 +91,8 @@ def firmware(sdk: Path) -> Path:
     run_build([envcmd + ["cmake", "-S", str(EXAMPLE), "-B", str(bdir), *gen,
                          f"-DCMAKE_TOOLCHAIN_FILE={EXAMPLE / 'cmake' / 'arm-none-eabi.cmake'}",
                          f"-DUSMP_SDK_DIR={sdk}", "-DUSMP_STM32_EMULATOR=ON",
-                         "-DUSMP_STM32_WIRE=2", f"-DUSMP_STM32_PSK={PSK}"],
+                         "-DUSMP_STM32_WIRE=2", f"-DUSMP_STM32_PSK={PSK}",
+                         "-DUSMP_STM32_FRAMING=raw"],
                envcmd + ["cmake", "--build", str(bdir)]], log, BUILD_TIMEOUT_S)
     text = log.read_text()
     assert f"Rust target {TARGET} (prebuilt SDK" in text, text[-3000:]
