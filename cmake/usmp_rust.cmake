@@ -481,10 +481,10 @@ if(CMAKE_SCRIPT_MODE_FILE AND CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST
 endif()
 
 # The cargo arguments for a build with some of the default features left out: OUT gets
-# nothing when all four are on (Cargo.toml's defaults), else --no-default-features with the
+# nothing when all five are on (Cargo.toml's defaults), else --no-default-features with the
 # C API, the panic handler and the features that are on.
-function(usmp_rust_features OUT datagram v1 names uart)
-  if(datagram AND v1 AND names AND uart)
+function(usmp_rust_features OUT datagram v1 names uart nb)
+  if(datagram AND v1 AND names AND uart AND nb)
     set(${OUT} "" PARENT_SCOPE)
     return()
   endif()
@@ -500,6 +500,9 @@ function(usmp_rust_features OUT datagram v1 names uart)
   endif()
   if(uart)
     string(APPEND _f ",uart")
+  endif()
+  if(nb)
+    string(APPEND _f ",nb")
   endif()
   set(${OUT} "--no-default-features;--features;${_f}" PARENT_SCOPE)
 endfunction()
