@@ -144,7 +144,9 @@
 //!   [`uart::CobsUart`] (a datagram transport over any `embedded-io` UART) and the C
 //!   transport `usmp_transport_uart_init`. Unused, it costs no flash (`--gc-sections`).
 //!
-//! Rust firmware: `usmp = { version = "0.6", default-features = false }`.
+//! Rust firmware: `usmp = { version = "0.6", default-features = false, features =
+//! ["datagram", "v1", "names"] }` (without the C API and the panic handler; list the
+//! protocol features it uses).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 // Without the C API and the C library's panic handler (Rust firmware, `default-features =
