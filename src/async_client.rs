@@ -16,7 +16,7 @@ use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroize;
 
 use crate::client::{client_accessors, client_struct, Config, Stream};
-use crate::conn::{Conn, Connecting, Reply, Stats, Timing, SMALL_FRAME};
+use crate::conn::{Conn, Reply, Stats, Timing, SMALL_FRAME};
 use crate::frame::{self, FrameType, MAX_FRAME};
 use crate::ops::{
     self, in_buf, out_bytes, Action, Bufs, ConnectOp, ControlOp, Input, Op, RecvOp, SendOp,

@@ -8,7 +8,7 @@
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroize;
 
-use crate::conn::{Conn, Connecting, Reply, Stats, Timing, SMALL_FRAME};
+use crate::conn::{Conn, Reply, Stats, Timing, SMALL_FRAME};
 use crate::frame::{self, FrameType, MAX_FRAME};
 use crate::handshake::DEVICE_ID_LEN;
 use crate::ops::{
@@ -180,8 +180,9 @@ macro_rules! client_accessors {
                 .map_err(|_| Error::PortFailed)
                 .and_then(|()| {
                     let (cfg, dgram) = (&self.config, self.transport.is_datagram());
-                    Connecting::new(cfg.version, cfg.psk, &cfg.device_id, &secret, dgram, now)
-                        .map(|hs| ConnectOp::new(hs, dgram))
+                    let mut op = ConnectOp::EMPTY;
+                    op.start(cfg.version, cfg.psk, &cfg.device_id, &secret, dgram, now)
+                        .map(|()| op)
                 });
             secret.zeroize();
             r

@@ -187,23 +187,50 @@ impl Connecting {
         datagram: bool,
         now: u32,
     ) -> Result<Self, Error> {
+        let mut s = Self::EMPTY;
+        s.start(version, psk, device_id, secret, datagram, now)?;
+        Ok(s)
+    }
+
+    /// No handshake.
+    pub const EMPTY: Self = Self {
+        hs: HsCore::EMPTY,
+        start: 0,
+        sent_at: 0,
+        hello_at: 0,
+        cookie: [0; COOKIE_LEN],
+        rto: Rto::new(),
+        flags: 0,
+        attempt: 0,
+        frame: F_NONE,
+        _pad: 0,
+    };
+
+    /// As [`Connecting::new`], in place: the state (about 400 bytes) is written where it
+    /// lives, not built on the stack and copied there.
+    pub fn start(
+        &mut self,
+        version: Version,
+        psk: &[u8],
+        device_id: &[u8; DEVICE_ID_LEN],
+        secret: &[u8; 32],
+        datagram: bool,
+        now: u32,
+    ) -> Result<(), Error> {
         if datagram && !cfg!(feature = "datagram") {
             return Err(Error::Unsupported);
         }
-        let mut hs = HsCore::new(version, psk, device_id, secret)?;
-        hs.set_datagram(datagram);
-        Ok(Self {
-            hs,
-            start: now,
-            sent_at: now,
-            hello_at: now,
-            cookie: [0; COOKIE_LEN],
-            rto: Rto::new(),
-            flags: HS_PENDING | if datagram { HS_DGRAM } else { 0 },
-            attempt: 0,
-            frame: F_HELLO,
-            _pad: 0,
-        })
+        self.hs.init(version, psk, device_id, secret)?;
+        self.hs.set_datagram(datagram);
+        self.start = now;
+        self.sent_at = now;
+        self.hello_at = now;
+        self.cookie = [0; COOKIE_LEN];
+        self.rto = Rto::new();
+        self.flags = HS_PENDING | if datagram { HS_DGRAM } else { 0 };
+        self.attempt = 0;
+        self.frame = F_HELLO;
+        Ok(())
     }
 
     /// Ends the handshake: the X25519 secret is wiped.

@@ -139,28 +139,52 @@ pub(crate) struct HsCore {
 const CANDIDATE_LEN: usize = CHALLENGE_LEN + KEY_LEN;
 
 impl HsCore {
+    /// No handshake (wiped).
+    pub(crate) const EMPTY: Self = Self {
+        ver: 0,
+        state: DONE,
+        answered: 0,
+        datagram: 0,
+        device_id: [0; DEVICE_ID_LEN],
+        secret: [0; KEY_LEN],
+        pub_c: [0; KEY_LEN],
+        candidates: [[0; CANDIDATE_LEN]; MAX_CANDIDATES],
+    };
+
     pub(crate) fn new(
         version: Version,
         psk: &[u8],
         device_id: &[u8; DEVICE_ID_LEN],
         secret: &[u8; KEY_LEN],
     ) -> Result<Self, Error> {
+        let mut s = Self::EMPTY;
+        s.init(version, psk, device_id, secret)?;
+        Ok(s)
+    }
+
+    /// Starts a handshake in place (no copy of the state passes through the stack).
+    pub(crate) fn init(
+        &mut self,
+        version: Version,
+        psk: &[u8],
+        device_id: &[u8; DEVICE_ID_LEN],
+        secret: &[u8; KEY_LEN],
+    ) -> Result<(), Error> {
         if !version.built_in() {
             return Err(Error::Unsupported);
         }
         if psk.len() < version.min_psk_len() {
             return Err(Error::PskTooShort);
         }
-        Ok(Self {
-            ver: version.byte(),
-            state: AWAIT_CHALLENGE,
-            answered: 0,
-            datagram: 0,
-            device_id: *device_id,
-            secret: *secret,
-            pub_c: crypto::x25519_public(secret),
-            candidates: [[0; CANDIDATE_LEN]; MAX_CANDIDATES],
-        })
+        self.ver = version.byte();
+        self.state = AWAIT_CHALLENGE;
+        self.answered = 0;
+        self.datagram = 0;
+        self.device_id = *device_id;
+        self.secret = *secret;
+        self.pub_c = crypto::x25519_public(secret);
+        self.candidates.zeroize();
+        Ok(())
     }
 
     pub(crate) fn version(&self) -> Version {
@@ -274,6 +298,8 @@ impl HsCore {
         }
     }
 
+    // Not inlined (nor is session_ok): each one's buffers are on the stack only while it runs.
+    #[inline(never)]
     fn challenge(&mut self, psk: &[u8], p: &[u8], out: &mut [u8]) -> Result<DeviceStep, Error> {
         let answered = usize::from(self.answered).min(MAX_CANDIDATES);
         if self
@@ -315,6 +341,7 @@ impl HsCore {
         }
     }
 
+    #[inline(never)]
     fn session_ok(&mut self, psk: &[u8], p: &[u8]) -> Result<DeviceStep, Error> {
         let (sid, mac) = p.split_at(SESSION_ID_LEN);
         let answered = usize::from(self.answered).min(MAX_CANDIDATES);

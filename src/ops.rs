@@ -248,6 +248,7 @@ pub(crate) struct SendOp {
 
 impl SendOp {
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     pub(crate) fn step(
         &mut self,
         c: &mut Conn,
@@ -371,6 +372,11 @@ impl ControlOp {
         }
     }
 
+    /// True for a REKEY (which needs a frame buffer).
+    pub(crate) fn is_rekey(&self) -> bool {
+        self.ty == FrameType::Rekey as u8
+    }
+
     /// A REKEY with this random salt.
     pub(crate) fn rekey(salt: &[u8; REKEY_SALT_LEN]) -> Self {
         let mut op = Self::new(FrameType::Rekey, false);
@@ -378,6 +384,7 @@ impl ControlOp {
         op
     }
 
+    #[inline(never)]
     pub(crate) fn step(
         &mut self,
         c: &mut Conn,
@@ -510,6 +517,7 @@ impl RecvOp {
 
     /// One step; `out` is the message buffer (the same one for every step of a receive).
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     pub(crate) fn step(
         &mut self,
         c: &mut Conn,
@@ -696,15 +704,32 @@ pub(crate) struct ConnectOp {
 }
 
 impl ConnectOp {
-    pub(crate) fn new(hs: Connecting, datagram: bool) -> Self {
-        Self {
-            hs,
-            datagram: u8::from(datagram),
-            done: 0,
-        }
+    /// No handshake yet: [`ConnectOp::start`] starts one in place.
+    pub(crate) const EMPTY: Self = Self {
+        hs: Connecting::EMPTY,
+        datagram: 0,
+        done: 0,
+    };
+
+    /// Starts the handshake (see [`Connecting::start`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn start(
+        &mut self,
+        version: crate::Version,
+        psk: &[u8],
+        device_id: &[u8; crate::handshake::DEVICE_ID_LEN],
+        secret: &[u8; 32],
+        datagram: bool,
+        now: u32,
+    ) -> Result<(), Error> {
+        self.datagram = u8::from(datagram);
+        self.done = 0;
+        self.hs
+            .start(version, psk, device_id, secret, datagram, now)
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     pub(crate) fn step(
         &mut self,
         c: &mut Conn,

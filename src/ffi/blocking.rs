@@ -14,7 +14,7 @@ use zeroize::Zeroize;
 
 use super::ctx::{device_id, millis, random, Ctx};
 use super::{apply_defaults, code, log, usmp_log_level_t, usmp_stats_t, usmp_t, usmp_transport_t};
-use crate::conn::{Connecting, SMALL_FRAME};
+use crate::conn::SMALL_FRAME;
 use crate::frame::{FrameType, MAX_FRAME};
 use crate::ops::{Bufs, ConnectOp, ControlOp, Op, RecvOp, SendOp, NO_MESSAGE};
 use crate::scrub::{scrub_stack, scrub_stack_connect};
@@ -104,10 +104,11 @@ fn handshake_steps(c: Ctx) -> Result<(), Error> {
     }
     let id = device_id()?;
     let mut secret = [0u8; 32];
-    let hs = random(&mut secret)
-        .and_then(|()| Connecting::new(version, psk, &id, &secret, dgram, millis()));
+    let mut op = ConnectOp::EMPTY;
+    let r =
+        random(&mut secret).and_then(|()| op.start(version, psk, &id, &secret, dgram, millis()));
     secret.zeroize();
-    let mut op = ConnectOp::new(hs?, dgram);
+    r?;
     let mut small = [0u8; SMALL_FRAME];
     let mut b = Bufs {
         frame: &mut [],
@@ -338,10 +339,28 @@ unsafe fn recv_impl(ctx: *mut usmp_t, out: *mut u8, max_len: u16) -> Result<usiz
     r
 }
 
-/// Runs a PING, BYE or REKEY operation.
+/// Runs a PING (a small frame only) or a REKEY ([`rekey_op`]).
+#[inline(never)]
 fn control(c: Ctx, mut op: ControlOp) -> Result<usize, Error> {
-    let mut frame = [0u8; MAX_FRAME];
+    if op.is_rekey() {
+        return rekey_op(c, op);
+    }
     let mut small = [0u8; SMALL_FRAME];
+    c.run(
+        &mut Bufs {
+            frame: &mut [],
+            small: &mut small,
+        },
+        &mut Op::Control(&mut op),
+    )
+}
+
+/// Runs a REKEY: a frame of its own, kept for retransmissions while the small buffer takes
+/// the reads.
+#[inline(never)]
+fn rekey_op(c: Ctx, mut op: ControlOp) -> Result<usize, Error> {
+    let mut small = [0u8; SMALL_FRAME];
+    let mut frame = [0u8; MAX_FRAME];
     c.run(
         &mut Bufs {
             frame: &mut frame,

@@ -20,7 +20,7 @@ use zeroize::Zeroize;
 
 use super::ctx::{device_id, random, Clock, Ctx};
 use super::{apply_defaults, usmp_t, usmp_transport_t, USMP_FRAME_TIMEOUT_MS};
-use crate::conn::{Connecting, Reply, SMALL_FRAME};
+use crate::conn::{Reply, SMALL_FRAME};
 use crate::frame::{FrameType, StreamReader, MAX_FRAME};
 use crate::ops::{
     in_buf, out_bytes, Action, Bufs, ConnectOp, ControlOp, Input, Op, RecvOp, SendOp, NONBLOCKING,
@@ -280,12 +280,12 @@ fn start(c: Ctx, n: &mut Nb, rx: *mut u8, rx_len: u16) -> Result<(), Error> {
     let dgram = c.datagram();
     let id = device_id()?;
     let mut secret = [0u8; 32];
-    let hs = random(&mut secret)
-        .and_then(|()| Connecting::new(version, psk, &id, &secret, dgram, Clock::new().now()));
-    secret.zeroize();
-    let hs = hs?;
     wipe(n);
-    *n.connect() = ConnectOp::new(hs, dgram);
+    let now = Clock::new().now();
+    let r = random(&mut secret)
+        .and_then(|()| n.connect().start(version, psk, &id, &secret, dgram, now));
+    secret.zeroize();
+    r?;
     n.rx = rx;
     n.rx_len = rx_len.min(MAX_MESSAGE as u16);
     n.slots[RECV].active = 1;

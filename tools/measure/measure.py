@@ -172,8 +172,12 @@ def build_lib(v: Variant, target: str, crate_dir: Path = REPO, libname="libusmp.
     env["CARGO_TARGET_DIR"] = str(tdir)
     cmd = ["cargo", "rustc", "-q", "--release", "--lib", "--crate-type", "staticlib",
            "--target", target]
-    if v.features:
-        cmd += ["--features", ",".join(v.features)]
+    # "no-default" stands for --no-default-features (a build with default features left out).
+    features = [f for f in v.features if f != "no-default"]
+    if len(features) != len(v.features):
+        cmd.append("--no-default-features")
+    if features:
+        cmd += ["--features", ",".join(features)]
     for c in v.config:
         cmd += ["--config", c]
     t0 = time.time()
