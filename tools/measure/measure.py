@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Footprint and speed of the usmp release library: build, link, emulate, compare.
 
-    measure.py size   [BUILD OPTIONS] [TARGET ...]  flash/.data/.bss after a real link, sizeof(usmp_t)
+    measure.py size   [BUILD OPTIONS] [--nb] [TARGET ...]  flash/.data/.bss after a real link, sizeof(usmp_t)
     measure.py bench  [BUILD OPTIONS]               peak stack + instruction counts (QEMU, Cortex-M4)
     measure.py frames [BUILD OPTIONS]               largest stack frames (-Z emit-stack-sizes)
     measure.py profile [BUILD OPTIONS] [--scenario S] where a scenario's instructions go
@@ -342,12 +342,18 @@ def heap_symbols(lib: Path, elf: Path) -> list:
     return sorted(found)
 
 
+# Extra -D flags for the probe (measure.py size --nb: -DUSMP_PROBE_NB, the non-blocking API).
+PROBE_DEFINES: list = []
+
+
 def link_probe(v: Variant, target: str, lib: Path):
     cc, flags = cc_for(target)
     d = outdir(v)
-    elf = d / ("probe-%s.elf" % SHORT[target])
-    mp = d / ("probe-%s.map" % SHORT[target])
-    run([cc] + flags + ["-Os", "-ffreestanding", "-ffunction-sections", "-fdata-sections",
+    tag = "".join("-" + x.lower().replace("usmp_probe_", "") for x in PROBE_DEFINES)
+    elf = d / ("probe-%s%s.elf" % (SHORT[target], tag))
+    mp = d / ("probe-%s%s.map" % (SHORT[target], tag))
+    run([cc] + flags + ["-D" + x for x in PROBE_DEFINES] + [
+                        "-Os", "-ffreestanding", "-ffunction-sections", "-fdata-sections",
                         "-I", REPO / "include", "-nostdlib", "-nostartfiles",
                         "-Wl,--gc-sections", "-Wl,-e,Reset_Handler", "-Wl,-z,noexecstack",
                         "-Wl,-Map=%s" % mp, REPO / "tools" / "size" / "probe.c", lib, "-lgcc",
@@ -803,6 +809,10 @@ def cmd_levers(a):
 # ----------------------------------------------------------------------------- commands
 
 def cmd_size(a):
+    if a.nb:
+        PROBE_DEFINES.append("USMP_PROBE_NB")
+    if a.nb_only:
+        PROBE_DEFINES.append("USMP_PROBE_NB_ONLY")
     v = variant_from_args(a)
     targets = a.targets or DEFAULT_SIZE_TARGETS
     missing = check_probe_coverage()
@@ -933,6 +943,7 @@ def cmd_check(a):
     for pname in profiles:
         v = profile_variant(pname)
         budget = cfg.get("budget", {}).get(pname, {})
+        ceiling = cfg.get("ceiling", {}).get(pname, {})
         m = {}
         targets = [M4, "riscv32imc-unknown-none-elf", "thumbv6m-none-eabi"]
         if pname != "size":
@@ -970,9 +981,13 @@ def cmd_check(a):
             elif val <= lim:
                 status = "ok" + (" (%d%%)" % round(100 * val / lim) if lim else "")
             else:
-                enforced = a.enforce or key in always
+                enforced = a.enforce or key in always or "%s.%s" % (pname, key) in always
                 status = "OVER by %s%s" % (fmt(val - lim), "" if enforced else "  [not enforced]")
                 (failed_enforced if enforced else over_soft).append("%s %s" % (pname, key))
+            cap = ceiling.get(key)
+            if cap is not None and val > cap:
+                status += "; ABOVE ITS CEILING %s" % fmt(cap)
+                failed_enforced.append("%s %s (ceiling)" % (pname, key))
             print("   %-40s %12s %12s  %s" % (label, fmt(val), fmt(lim), status))
         print("   worst stack: connect in %s, send/recv in %s" % (b["stack_connect_at"],
                                                                    b["stack_send_recv_at"]))
@@ -1054,6 +1069,10 @@ def main(argv=None):
     build_opts(p)
     p.add_argument("--breakdown", action="store_true", help="bytes per crate and the largest symbols")
     p.add_argument("--symbols", type=int, default=25, help="largest symbols shown with --breakdown")
+    p.add_argument("--nb", action="store_true",
+                   help="the probe also calls the non-blocking API (usmp_nb_*)")
+    p.add_argument("--nb-only", action="store_true",
+                   help="the probe calls the non-blocking API instead of the blocking session calls")
     p.add_argument("targets", nargs="*")
     p.set_defaults(fn=cmd_size)
 

@@ -24,6 +24,9 @@ volatile int sink;
 
 int main(void) {
   sink = usmp_set_defaults(&defaults);
+#ifndef USMP_PROBE_NB_ONLY
+  /* The blocking session calls (left out for a superloop application: measure.py size
+   * --nb-only). */
   sink = usmp_connect(&ctx, &probe_transport);
   sink = usmp_send(&ctx, buf, sizeof buf);
   sink = usmp_recv(&ctx, buf, sizeof buf);
@@ -31,6 +34,8 @@ int main(void) {
   sink = usmp_keepalive_tick(&ctx);
   sink = usmp_rekey(&ctx);
   sink = usmp_reconnect(&ctx);
+  usmp_close(&ctx);
+#endif
   sink = usmp_is_connected(&ctx);
   sink = usmp_get_stats(&ctx, &stats);
   sink = usmp_frame_size(buf, 12);
@@ -39,7 +44,18 @@ int main(void) {
   sink = (int)(uintptr_t)usmp_get_version();
   usmp_set_log_level(USMP_LOG_LEVEL_INFO);
   sink = (int)usmp_get_log_level();
-  usmp_close(&ctx);
+#if defined(USMP_PROBE_NB) || defined(USMP_PROBE_NB_ONLY)
+  /* The non-blocking API: not in the default figure (an application uses it instead of the
+   * blocking calls, or next to them); measure.py size --nb adds it. */
+  static usmp_nb_t nb;
+  static usmp_event_t ev;
+  sink = usmp_nb_connect(&ctx, &nb, &probe_transport, buf, sizeof buf);
+  sink = usmp_nb_poll(&ctx, &nb, &ev);
+  sink = usmp_nb_send(&ctx, &nb, buf, 16);
+  sink = usmp_nb_ping(&ctx, &nb);
+  sink = usmp_nb_rekey(&ctx, &nb);
+  sink = usmp_nb_close(&ctx, &nb);
+#endif
 #ifdef USMP_FEATURE_UART
   /* The UART transport is a transport, like the socket transports of component/: not in
    * the default figure (BENCHMARKS.md measures it on its own); -DUSMP_FEATURE_UART adds it. */
