@@ -301,6 +301,18 @@ fn each_way_a_session_ends_is_one_closed_event() {
     let evs = d.until(USMP_EVENT_CLOSED);
     assert_eq!(name(evs.last().unwrap().error), "USMP_ERR_NOT_CONNECTED");
     assert_eq!(d.b.g.closes, 1);
+    // A blocking usmp_connect takes the context: the non-blocking session reports its end
+    // and leaves the new session (and its transport) alone.
+    let mut d = Dev::connected(Version::V2);
+    let mut b2 = Bytes::new(Gateway::new(Version::V2, PSK));
+    let mut t2 = bytes_transport(&mut b2);
+    assert_eq!(unsafe { usmp_connect(&mut *d.c, &mut t2) }, 0);
+    let evs = d.until(USMP_EVENT_CLOSED);
+    assert_eq!(name(evs.last().unwrap().error), "USMP_ERR_NOT_CONNECTED");
+    assert!(unsafe { usmp_is_connected(&*d.c) });
+    assert_eq!(unsafe { usmp_send(&mut *d.c, b"blocking".as_ptr(), 8) }, 0);
+    assert_eq!(b2.g.received, vec![b"blocking".to_vec()]);
+    assert_eq!(b2.g.closes, 0);
     // A message under way when the session ends: its SENT carries the reason, then CLOSED.
     let mut d = Dev::connected(Version::V2);
     d.b.g.fail_sends_after = Some(d.b.g.sends);

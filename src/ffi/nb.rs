@@ -372,7 +372,13 @@ unsafe fn nb_poll(
             }
         }
         OPEN => {
-            if !c.lock().conn.is_established() {
+            // Over, or taken by a blocking transition (usmp_close, usmp_connect,
+            // usmp_reconnect): this session is no longer the non-blocking API's.
+            let ours = {
+                let l = c.lock();
+                l.conn.is_established() && l.conn.face.flags & NONBLOCKING != 0
+            };
+            if !ours {
                 end(n, Error::NotConnected);
             } else {
                 worked = turn(c, n, &mut clock);
