@@ -22,6 +22,10 @@ cargo +nightly miri test --features std --lib --target-dir target/miri
 # scripted gateway leaks its PSK on purpose (a 'static borrow for its responder).
 MIRIFLAGS=-Zmiri-ignore-leaks cargo +nightly miri test --features std --test capi --target-dir target/miri \
   connect_reads_a_transport_that_is_the_contexts_own_field
+# The non-blocking API: its state in application memory (a union, raw pointers to the
+# application's buffers), the byte-stream reader, usmp_is_connected on a shared reference.
+MIRIFLAGS=-Zmiri-ignore-leaks cargo +nightly miri test --features std --test nb --target-dir target/miri \
+  -- refusals_are_named_and_change_nothing a_frame_cut_off_midway
 python3 fuzz/seed_corpus.py >/dev/null
 cd fuzz
 MIRIFLAGS=-Zmiri-disable-isolation USMP_REPLAY_MAX="${USMP_MIRI_REPLAY_MAX:-1}" \

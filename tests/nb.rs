@@ -15,7 +15,7 @@ mod scripted;
 
 use std::ffi::c_int;
 
-use nb_api::{bytes_transport, name, nb_echo, new_nb, poll, poll_until, Bytes};
+use nb_api::{bytes_transport, name, nb_echo, new_nb, poll, poll_until, Bytes, Shared};
 use scripted::Gateway;
 use usmp::ffi::*;
 use usmp::frame::FrameType;
@@ -45,7 +45,7 @@ fn err(e: usmp_err_t) -> c_int {
 
 /// A device connected through the non-blocking API over the byte stream.
 struct Dev {
-    b: Box<Bytes>,
+    b: Shared,
     c: Box<usmp_t>,
     nb: Box<usmp_nb_t>,
     rx: Vec<u8>,
@@ -53,8 +53,8 @@ struct Dev {
 
 impl Dev {
     fn start(v: Version, g: Box<Gateway>, rx_len: usize) -> (Self, c_int) {
-        let mut b = Bytes::new(g);
-        let mut t = bytes_transport(&mut b);
+        let b = Bytes::new(g);
+        let mut t = bytes_transport(&b);
         let mut c = ctx(v);
         let mut nb = new_nb();
         let mut rx = vec![0u8; rx_len];
@@ -304,8 +304,8 @@ fn each_way_a_session_ends_is_one_closed_event() {
     // A blocking usmp_connect takes the context: the non-blocking session reports its end
     // and leaves the new session (and its transport) alone.
     let mut d = Dev::connected(Version::V2);
-    let mut b2 = Bytes::new(Gateway::new(Version::V2, PSK));
-    let mut t2 = bytes_transport(&mut b2);
+    let b2 = Bytes::new(Gateway::new(Version::V2, PSK));
+    let mut t2 = bytes_transport(&b2);
     assert_eq!(unsafe { usmp_connect(&mut *d.c, &mut t2) }, 0);
     let evs = d.until(USMP_EVENT_CLOSED);
     assert_eq!(name(evs.last().unwrap().error), "USMP_ERR_NOT_CONNECTED");
@@ -352,7 +352,7 @@ fn a_frame_cut_off_midway_ends_the_session_within_the_frame_timeout() {
 fn the_blocking_api_over_a_byte_stream_in_pieces() {
     for v in [Version::V1, Version::V2] {
         let mut b = Bytes::new(Gateway::new(v, PSK));
-        let mut t = bytes_transport(&mut b);
+        let mut t = bytes_transport(&b);
         let mut c = ctx(v);
         assert_eq!(unsafe { usmp_connect(&mut *c, &mut t) }, 0);
         let mut buf = vec![0u8; 1808];

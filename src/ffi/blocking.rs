@@ -195,10 +195,7 @@ unsafe fn close_impl(ctx: *mut usmp_t) {
 pub unsafe extern "C" fn usmp_is_connected(ctx: *const usmp_t) -> bool {
     // SAFETY: caller contract (only the private state is touched, under the lock).
     match unsafe { Ctx::new(ctx.cast_mut()) } {
-        Ok(c) => {
-            let l = c.lock();
-            l.conn.is_established() && c.owns(l.conn)
-        }
+        Ok(c) => c.peek(|conn| conn.is_established() && c.owns(conn)),
         Err(_) => false,
     }
 }
@@ -217,7 +214,7 @@ pub unsafe extern "C" fn usmp_get_stats(ctx: *const usmp_t, out: *mut usmp_stats
         Ok(c) => c,
         Err(e) => return e.code(),
     };
-    let s = c.lock().conn.stats();
+    let s = c.peek(|conn| conn.stats());
     let stats = usmp_stats_t {
         retransmits: s.retransmits,
         duplicates: s.duplicates,

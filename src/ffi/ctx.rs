@@ -165,6 +165,18 @@ impl Ctx {
         Locked { ctx: self, conn }
     }
 
+    /// Reads the private state under the lock, through a shared reference only: for the
+    /// calls that take a `const usmp_t *` (the caller may hold a shared reference to it).
+    pub fn peek<R>(self, f: impl FnOnce(&Conn) -> R) -> R {
+        // SAFETY: the port hook; the key is the context's address.
+        unsafe { usmp_port_lock(self.0.cast::<c_void>().cast_const()) };
+        // SAFETY: as in `lock`, but shared: nothing is written through it.
+        let r = f(unsafe { &*addr_of!((*self.0).opaque).cast::<Conn>() });
+        // SAFETY: the port hook, with the key it was locked with.
+        unsafe { usmp_port_unlock(self.0.cast::<c_void>().cast_const()) };
+        r
+    }
+
     /// Enters a call on an established context: counted, so that a transition waits for
     /// it. A context copied after `usmp_connect` is wiped ([`Error::ContextMoved`]); during
     /// a transition, or on a context the non-blocking API drives, [`Error::Busy`].

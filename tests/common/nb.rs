@@ -103,9 +103,33 @@ pub struct Bytes {
     pub plain_recv: bool,
 }
 
+/// A `Bytes` on the heap, reached only through one raw pointer (the transport keeps a copy
+/// of it): no reference to it outlives a use, so the tests hold under Miri's aliasing rules.
+pub struct Shared(*mut Bytes);
+
+impl std::ops::Deref for Shared {
+    type Target = Bytes;
+    fn deref(&self) -> &Bytes {
+        unsafe { &*self.0 }
+    }
+}
+
+impl std::ops::DerefMut for Shared {
+    fn deref_mut(&mut self) -> &mut Bytes {
+        unsafe { &mut *self.0 }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        drop(unsafe { Box::from_raw(self.0) });
+    }
+}
+
 impl Bytes {
-    pub fn new(g: Box<Gateway>) -> Box<Self> {
-        Box::new(Self {
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(g: Box<Gateway>) -> Shared {
+        Shared(Box::into_raw(Box::new(Self {
             g,
             q: VecDeque::new(),
             pieces: vec![1, 3, 12, 5, 64, 2, 200, 7, 11, 492],
@@ -113,7 +137,7 @@ impl Bytes {
             budget: None,
             max_wait: 0,
             plain_recv: false,
-        })
+        })))
     }
 }
 
@@ -176,7 +200,7 @@ unsafe extern "C" fn b_available(t: *mut usmp_transport_t) -> c_int {
     (!b.q.is_empty() || !b.g.to_device.is_empty()) as c_int
 }
 
-pub fn bytes_transport(b: &mut Bytes) -> usmp_transport_t {
+pub fn bytes_transport(b: &Shared) -> usmp_transport_t {
     usmp_transport_t {
         send: Some(b_send),
         recv: Some(b_recv),
@@ -184,7 +208,7 @@ pub fn bytes_transport(b: &mut Bytes) -> usmp_transport_t {
         reconnect: None,
         available: Some(b_available),
         destroy: None,
-        ctx: b as *mut Bytes as *mut c_void,
+        ctx: b.0.cast::<c_void>(),
         flags: USMP_TRANSPORT_BYTES,
         recv_timeout: Some(b_recv_timeout),
     }
