@@ -125,8 +125,8 @@
 #define USMP_RETRANSMIT_TIMEOUT_MS 500
 
 /**
- * Datagram transports: the longest one `usmp_recv` call waits (ms) unless
- * `recv_timeout_ms` says otherwise.
+ * Datagram transports: the longest one `usmp_recv` call takes while datagrams keep
+ * arriving (ms) unless `recv_timeout_ms` says otherwise.
  */
 #define USMP_RECV_TIMEOUT_MS 1000
 
@@ -447,10 +447,10 @@ typedef struct usmp_t {
    */
   uint8_t retransmit_attempts;
   /**
-   * Datagram transports: the longest one `usmp_recv` call waits for a message (ms), even
-   * while other datagrams (junk, duplicates, acknowledgements) keep arriving
-   * (0 = `USMP_RECV_TIMEOUT_MS`). A byte-stream transport's own receive timeout applies
-   * there instead.
+   * Datagram transports: the longest one `usmp_recv` call takes (ms) while other
+   * datagrams (junk, duplicates, acknowledgements) keep arriving; with nothing arriving
+   * it returns after the transport's own receive timeout, as on a byte stream
+   * (0 = `USMP_RECV_TIMEOUT_MS`).
    */
   uint16_t recv_timeout_ms;
   /**
@@ -840,11 +840,12 @@ int usmp_send(struct usmp_t *ctx, const uint8_t *data, uint16_t len);
  * Receives one message into `out`. Returns its length (> 0), 0 when no message is
  * available yet, or a negative `usmp_err_t`. An empty message also returns 0.
  *
- * How long it waits: on a byte stream, the transport's own receive timeout (it also
- * returns 0 right after PING/PONG/REKEY frames when `available` reports nothing more);
- * on a datagram link at most `recv_timeout_ms` (default `USMP_RECV_TIMEOUT_MS`), whatever
- * arrives. A fragmented message that has started may take `USMP_REASSEMBLY_TIMEOUT_MS`
- * more. PINGs are answered on the way.
+ * How long it waits: the transport's own receive timeout, as in the original (on a byte
+ * stream it also returns 0 right after PING/PONG/REKEY frames when `available` reports
+ * nothing more); on a datagram link, while other datagrams keep arriving (junk,
+ * duplicates, acknowledgements), at most `recv_timeout_ms` in all (default
+ * `USMP_RECV_TIMEOUT_MS`). A fragmented message that has started may take
+ * `USMP_REASSEMBLY_TIMEOUT_MS` more. PINGs are answered on the way.
  *
  * On a byte stream any protocol error ends the session (reconnect), except
  * `USMP_ERR_BUFFER_OVERFLOW` (message larger than `max_len`: that message is dropped, the

@@ -466,6 +466,8 @@ const R_CONTROL_SEEN: u8 = 1;
 const R_HAS_RESULT: u8 = 2;
 /// The transport was read at least once (a budget of 0 still looks at what is there).
 const R_READ: u8 = 4;
+/// The last wait was one the receive chose (a deadline), not the transport's own.
+const R_TIMED: u8 = 8;
 
 /// What a receive that got no message returns (a message of 0 bytes is `Ok(0)`).
 pub(crate) const NO_MESSAGE: usize = usize::MAX;
@@ -606,23 +608,33 @@ impl RecvOp {
                             return self.finish(c, Err(Error::Timeout));
                         }
                         Some(REASSEMBLY_TIMEOUT_MS - spent)
-                    } else if dgram || self.bounded != 0 {
+                    } else {
                         let spent = now.wrapping_sub(self.start);
-                        if spent >= self.budget_ms && self.flags & R_READ != 0 {
+                        let over = spent >= self.budget_ms;
+                        if over && (dgram || self.bounded != 0) && self.flags & R_READ != 0 {
                             // Past the budget: only what is already there, a few more.
                             self.extra = self.extra.saturating_add(1);
                             if self.extra > MAX_AFTER_BUDGET {
                                 return self.finish(c, Ok(NO_MESSAGE));
                             }
                         }
-                        Some(self.budget_ms.saturating_sub(spent))
-                    } else {
-                        None
+                        // A bounded receive, or a datagram one past its budget (junk kept
+                        // coming): a wait of its own. Otherwise the transport's own receive
+                        // timeout, as in the original.
+                        (self.bounded != 0 || (dgram && over))
+                            .then(|| self.budget_ms.saturating_sub(spent))
                     };
                     let wait = match (dgram, wait) {
                         (true, Some(w)) => Some(w.min(tx_wait).min(MAX_WAIT_MS)),
+                        // A frame in flight has a deadline of its own.
+                        (true, None) if tx_wait != u32::MAX => Some(tx_wait.min(MAX_WAIT_MS)),
                         (_, w) => w,
                     };
+                    if wait.is_some() {
+                        self.flags |= R_TIMED;
+                    } else {
+                        self.flags &= !R_TIMED;
+                    }
                     self.flags |= R_READ;
                     self.phase = R_AWAIT;
                     return Action::Receive { small: false, wait };
@@ -638,10 +650,11 @@ impl RecvOp {
                     self.phase = R_DUTIES;
                     match input {
                         Input::Nothing => {
-                            let stream = !c.session().is_some_and(|s| s.is_datagram());
+                            // The transport's own wait ended with nothing (as in the
+                            // original), or the budget is spent.
                             let spent = now.wrapping_sub(self.start) >= self.budget_ms;
-                            let bounded = !stream || self.bounded != 0;
-                            if !c.reassembling() && (!bounded || spent) {
+                            let own = self.flags & R_TIMED == 0 && self.bounded == 0;
+                            if !c.reassembling() && (own || spent) {
                                 return self.finish(c, Ok(NO_MESSAGE));
                             }
                         }

@@ -283,11 +283,12 @@ unsafe fn send_impl(ctx: *mut usmp_t, data: *const u8, len: u16) -> Result<usize
 /// Receives one message into `out`. Returns its length (> 0), 0 when no message is
 /// available yet, or a negative `usmp_err_t`. An empty message also returns 0.
 ///
-/// How long it waits: on a byte stream, the transport's own receive timeout (it also
-/// returns 0 right after PING/PONG/REKEY frames when `available` reports nothing more);
-/// on a datagram link at most `recv_timeout_ms` (default `USMP_RECV_TIMEOUT_MS`), whatever
-/// arrives. A fragmented message that has started may take `USMP_REASSEMBLY_TIMEOUT_MS`
-/// more. PINGs are answered on the way.
+/// How long it waits: the transport's own receive timeout, as in the original (on a byte
+/// stream it also returns 0 right after PING/PONG/REKEY frames when `available` reports
+/// nothing more); on a datagram link, while other datagrams keep arriving (junk,
+/// duplicates, acknowledgements), at most `recv_timeout_ms` in all (default
+/// `USMP_RECV_TIMEOUT_MS`). A fragmented message that has started may take
+/// `USMP_REASSEMBLY_TIMEOUT_MS` more. PINGs are answered on the way.
 ///
 /// On a byte stream any protocol error ends the session (reconnect), except
 /// `USMP_ERR_BUFFER_OVERFLOW` (message larger than `max_len`: that message is dropped, the

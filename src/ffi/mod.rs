@@ -80,8 +80,8 @@ pub const USMP_RETRANSMIT_ATTEMPTS: u8 = 5;
 /// Initial retransmission timeout on a datagram transport (ms), adapted to the measured
 /// round trip unless `retransmit_timeout_ms` fixes it.
 pub const USMP_RETRANSMIT_TIMEOUT_MS: u32 = 500;
-/// Datagram transports: the longest one `usmp_recv` call waits (ms) unless
-/// `recv_timeout_ms` says otherwise.
+/// Datagram transports: the longest one `usmp_recv` call takes while datagrams keep
+/// arriving (ms) unless `recv_timeout_ms` says otherwise.
 pub const USMP_RECV_TIMEOUT_MS: u16 = 1000;
 /// How long frames under the previous key are accepted after a REKEY (ms).
 pub const USMP_REKEY_GRACE_MS: u32 = 10_000;
@@ -226,10 +226,10 @@ pub struct usmp_t {
     pub protocol_version: u8,
     /// Datagram transports: attempts per frame (0 = `USMP_RETRANSMIT_ATTEMPTS`).
     pub retransmit_attempts: u8,
-    /// Datagram transports: the longest one `usmp_recv` call waits for a message (ms), even
-    /// while other datagrams (junk, duplicates, acknowledgements) keep arriving
-    /// (0 = `USMP_RECV_TIMEOUT_MS`). A byte-stream transport's own receive timeout applies
-    /// there instead.
+    /// Datagram transports: the longest one `usmp_recv` call takes (ms) while other
+    /// datagrams (junk, duplicates, acknowledgements) keep arriving; with nothing arriving
+    /// it returns after the transport's own receive timeout, as on a byte stream
+    /// (0 = `USMP_RECV_TIMEOUT_MS`).
     pub recv_timeout_ms: u16,
     /// Datagram transports: fixed wait per attempt in ms, doubled per retry (0 = adaptive,
     /// starting at `USMP_RETRANSMIT_TIMEOUT_MS`).
