@@ -5,9 +5,12 @@
 #                                      #   FUZZ_CI_SECONDS (20) each, two at a time (~2 min)
 #   scripts/fuzz.sh long [SECONDS]     # every target for SECONDS (default 600), two at a time
 #   scripts/fuzz.sh run TARGET [SECONDS] [libFuzzer args...]   # one target
+#   scripts/fuzz.sh depth [RUNS] [MAX_SECONDS]   # every target until RUNS executions
+#                                      #   (default 10 M; at most MAX_SECONDS, default 10 h)
 #   scripts/fuzz.sh regress            # only replay fuzz/regressions/
 #   scripts/fuzz.sh list               # the targets
-# Environment: FUZZ_TARGETS (subset), FUZZ_JOBS (parallel runs, default 2), FUZZ_CI_SECONDS.
+# Environment: FUZZ_TARGETS (subset), FUZZ_JOBS (parallel runs, default 2), FUZZ_CI_SECONDS,
+# FUZZ_SANITIZER (address, the default, or none).
 #
 # Fails on any crash, panic, sanitizer report, leak or slow input (-timeout=5). Works on
 # stable Rust: cargo-fuzz needs nightly flags (-Zsanitizer=address, sanitizer coverage), which
@@ -30,8 +33,13 @@ TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 export RUSTC_BOOTSTRAP=1
 export PATH="$HOME/.cargo/bin:$PATH"
 # Overflow checks and debug assertions on (-a): an arithmetic overflow is a finding too.
-fuzz_flags=(--debug-assertions --target-dir "$build/fuzz-target")
-bin_dir="$build/fuzz-target/$TRIPLE/release"
+# FUZZ_SANITIZER=none (for long runs: several times the executions per second; panics,
+# overflow checks and the oracles still apply) builds into a directory of its own.
+san=${FUZZ_SANITIZER:-address}
+fuzz_dir="$build/fuzz-target"
+[ "$san" = address ] || fuzz_dir="$build/fuzz-target-$san"
+fuzz_flags=(--debug-assertions -s "$san" --target-dir "$fuzz_dir")
+bin_dir="$fuzz_dir/$TRIPLE/release"
 jobs=${FUZZ_JOBS:-2}
 
 if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
@@ -73,11 +81,12 @@ run_one() {
   printf '%-14s ok  %10s execs in %4ss  cov %5s  corpus %5s\n' "$t" "${execs:-?}" "$secs" "${cov:-?}" "$corpus" | tee -a "$summary"
 }
 
-# run_all SECONDS: every target, $jobs at a time; fails if any failed.
+# run_all SECONDS [libFuzzer args]: every target, $jobs at a time; fails if any failed.
 run_all() {
   local secs=$1 failed=0 pids=() names=()
+  shift
   for t in "${TARGETS[@]}"; do
-    run_one "$t" "$secs" &
+    run_one "$t" "$secs" "$@" &
     pids+=($!)
     names+=("$t")
     if [ ${#pids[@]} -ge "$jobs" ]; then
@@ -142,6 +151,14 @@ case "$mode" in
     prepare
     : >"$summary"
     run_all "${2:-600}"
+    echo "fuzz summary: $summary"
+    ;;
+  depth)
+    # Every target until RUNS executions (or MAX_SECONDS), $jobs at a time: the depth runs
+    # recorded in SECURITY.md (FUZZ_SANITIZER=none for speed).
+    prepare
+    : >"$summary"
+    run_all "${3:-36000}" -runs="${2:-10000000}"
     echo "fuzz summary: $summary"
     ;;
   run)

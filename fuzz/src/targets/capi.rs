@@ -414,6 +414,10 @@ pub fn run(data: &[u8]) {
     };
     let wire = version as u8;
     let mut ctx = new_ctx(wire, &psk, cfg, psk_null);
+    // Contexts that were moved away from stay allocated until the end: a later copy placed
+    // at a connected context's old address would be that context as far as the library
+    // can tell (SECURITY.md, L-1), which the copy oracle below does not model.
+    let mut moved_from: Vec<Box<usmp_t>> = Vec::new();
     let mut t = tr.clone_fields();
     // SAFETY: valid context and transport.
     check_rc(unsafe { usmp_connect(&mut *ctx, &mut t) }, "connect");
@@ -510,8 +514,9 @@ pub fn run(data: &[u8]) {
                     2 => unsafe { usmp_close(cc) },
                     3 => check_rc(unsafe { usmp_ping(cc) }, "ping(copy)"),
                     _ => {
-                        // A move: the copy replaces the original, whose memory is released.
-                        ctx = copy;
+                        // A move: the copy replaces the original (whose memory is kept, see
+                        // `moved_from`).
+                        moved_from.push(std::mem::replace(&mut ctx, copy));
                         continue;
                     }
                 }
