@@ -138,6 +138,9 @@ Compile your code for the same core and float ABI, e.g. with GCC: \`$flags\`$not
 
 In an IDE (STM32CubeIDE, Keil, IAR, SEGGER): add \`include/\` to the include paths and
 \`lib/libusmp_core.a\` to the libraries (it contains its own memcpy/memset/memcmp helpers).
+With newlib or picolibc, the C library's are smaller: the CMake package links them when the
+toolchain has them (USMP_LIBC_MEM, OFF to keep the core's); elsewhere put
+\`\$(pkg-config --variable=libc_mem_ldflags usmp)\` (\`-Wl,-u,... -lc\`) ahead of your objects.
 
 ## What the application provides
 

@@ -31,8 +31,9 @@ _IN_CONT = re.compile(r"^\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*)$")
 def component(origin: str) -> str:
     """Groups an input file of the link into a component of the firmware."""
     if "libusmp_core.a(" in origin and "compiler_builtins" in origin:
-        # The archive's copy of Rust's runtime helpers. It comes first on the link line, so
-        # the C code's memcpy/memset/memcmp/strlen resolve here too, not in newlib.
+        # The archive's copy of Rust's runtime helpers (integer division, ...). Its weak
+        # memcpy/memset/memcmp lose to newlib's (USMP_LIBC_MEM); the C code's own memset and
+        # strlen, which the core does not use, still resolve here (the archive precedes libc).
         return "compiler_builtins (in libusmp_core.a)"
     if "libusmp_core.a(" in origin:
         return "usmp core (Rust, libusmp_core.a)"

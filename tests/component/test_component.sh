@@ -13,13 +13,17 @@
 #     and a pkg-config package;
 #  4. a cross build for Cortex-M4 (arm-none-eabi toolchain file, hard float) with an EMPTY
 #     USMP_RUST_TARGET picks thumbv7em-none-eabihf, installs, and a bare-metal program
-#     (tools/size/probe.c, the whole API) links against the installed package;
+#     (tools/size/probe.c, the whole API) links against the installed package, with newlib's
+#     memcpy/memset/memcmp ahead of the core's own (USMP_LIBC_MEM; also through pkg-config),
+#     with the core's own when USMP_LIBC_MEM=OFF; nothing is added when the toolchain has no
+#     C library;
 #     a toolchain with no Rust mapping stops with a message naming USMP_RUST_TARGET;
 #  5. ESP-IDF's choice per chip (the component's own functions, run in script mode): the
 #     RISC-V chips C2, C3, C5, C6, H2, P4 take a prebuilt core, and each prebuilt core links
 #     with ESP-IDF's compiler flags for it; the Xtensa chips without Rust stop with the
 #     message naming espup, a RISC-V chip without a prebuilt core and without Rust with the
-#     one naming its rustup target.
+#     one naming its rustup target; in an ESP-IDF-style link (a ROM linker-script assignment,
+#     esp_libc's forced definitions) the core's weak mem functions lose without any help.
 #
 # ESP-IDF itself is not installed in CI: this test is the stand-in for an `idf.py build`.
 #
@@ -182,6 +186,14 @@ check "build it offline (cargo runs inside the consumer's build tree, crates fro
   || bad "cargo used a registry: $(ls "$work/cargo-home-empty/registry")"
 check "run it: version $version, usmp_config.h defaults, POSIX hooks" "$work/b-sub/app" "$version"
 sed 's/^/     /' "$work/last.log"
+# Hosted, the core has no mem functions of its own (glibc's serve it): USMP_LIBC_MEM adds nothing.
+if readelf -sW "$work/b-sub/usmp/cargo/release/libusmp_core.a" 2>/dev/null \
+     | awk '$7 != "UND" && $8 ~ /^(memcpy|memset|memmove|memcmp)$/' | grep -q . \
+   || grep -q -- '-u,memc' "$work/b-sub/build.ninja" "$work/b-sub/Makefile" 2>/dev/null; then
+  bad "hosted build: the core defines mem functions, or USMP_LIBC_MEM added link options"
+else
+  ok "hosted build: the core defines no mem functions and USMP_LIBC_MEM adds no link option"
+fi
 
 # --- 3. cmake --install + find_package ------------------------------------------------------
 step "cmake --install of the unpacked archive, then find_package(usmp CONFIG) and pkg-config"
@@ -270,6 +282,80 @@ if arm-none-eabi-nm "$work/b-probe/probe.elf" 2>/dev/null | grep -q ' T usmp_con
 else
   bad "probe.elf lacks usmp_connect"
 fi
+
+step "USMP_LIBC_MEM: newlib's memcpy/memset/memcmp ahead of the core's own copies"
+# The core's copies (compiler_builtins) are weak, nm's W; newlib's are not, T.
+mem_from_libc() { # mem_from_libc ELF: the core's mem references resolved by the C library
+  local syms
+  syms=$(arm-none-eabi-nm "$1" 2>/dev/null) || return 1
+  grep -q ' T __aeabi_memcpy$' <<<"$syms" && grep -q ' T memcmp$' <<<"$syms" \
+    && ! grep -q 'compiler_builtins3mem' <<<"$syms"
+}
+mem_from_core() { arm-none-eabi-nm "$1" 2>/dev/null | grep -q ' W __aeabi_memcpy$'; }
+text_of() { arm-none-eabi-size "$1" | tail -1 | awk '{print $1}'; }
+if mem_from_libc "$work/b-probe/probe.elf"; then
+  ok "probe.elf (-nostdlib, USMP_LIBC_MEM on by default) takes __aeabi_memcpy, memcmp, ... from newlib"
+else
+  bad "probe.elf does not take its mem functions from newlib: $(arm-none-eabi-nm "$work/b-probe/probe.elf" | grep -E 'aeabi_memcpy$| memcmp$' | tr '\n' ' ')"
+fi
+# What the package forces with -u is what the core references: no more (flash), no less.
+want=$(sed -n 's/^set(usmp_LIBC_MEM_SYMBOLS "\(.*\)")$/\1/p' "$work/prefix-m4/lib/cmake/usmp/usmpConfig.cmake" \
+         | tr ';' '\n' | LC_ALL=C sort | tr '\n' ' ')
+have=$(arm-none-eabi-readelf -sW "$work/prefix-m4/lib/libusmp_core.a" 2>/dev/null \
+         | awk '/^File: /{f=$2} $7 == "UND" && f ~ /\(usmp-/ && $8 ~ /^(mem(cpy|set|move|cmp)|bcmp|strlen|__aeabi_mem[a-z]*[48]?)$/ {print $8}' \
+         | LC_ALL=C sort -u | tr '\n' ' ')
+if [ -n "$want" ] && [ "$want" = "$have" ]; then
+  ok "usmp_LIBC_MEM_SYMBOLS = the core's mem references: $want"
+else
+  bad "usmp_LIBC_MEM_SYMBOLS '$want' != the core's mem references '$have' (cmake/usmp_libc_mem.cmake)"
+fi
+probe_variant() { # probe_variant DIR TOOLCHAIN [cmake args...]: configure and build the probe
+  local dir=$1 tc=$2
+  shift 2
+  cmake -S "$root/tests/component/probe" -B "$dir" "${gen[@]}" -DCMAKE_TOOLCHAIN_FILE="$tc" \
+        -DCMAKE_PREFIX_PATH="$work/prefix-m4" "$@" && cmake --build "$dir"
+}
+check "USMP_LIBC_MEM=OFF: configure and link the probe" \
+  probe_variant "$work/b-probe-off" "$work/tc/cortex-m4.cmake" -DUSMP_LIBC_MEM=OFF
+if mem_from_core "$work/b-probe-off/probe.elf"; then
+  ok "USMP_LIBC_MEM=OFF keeps the core's copies; on, the probe is $(( $(text_of "$work/b-probe-off/probe.elf") - $(text_of "$work/b-probe/probe.elf") )) B smaller"
+else
+  bad "USMP_LIBC_MEM=OFF: __aeabi_memcpy is not the core's weak copy"
+fi
+# A toolchain without a C library: Debian's riscv64-unknown-elf-gcc has none of its own.
+# Configuring is enough: with nothing added, the link is the USMP_LIBC_MEM=OFF one above.
+cat >"$work/tc/rv32-nolibc.cmake" <<'EOF'
+set(CMAKE_SYSTEM_NAME Generic)
+set(CMAKE_SYSTEM_PROCESSOR riscv32)
+set(CMAKE_C_COMPILER riscv64-unknown-elf-gcc)
+set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
+set(CMAKE_C_FLAGS_INIT "-march=rv32imc_zicsr_zifencei -mabi=ilp32")
+EOF
+if [ "$(riscv64-unknown-elf-gcc -march=rv32imc_zicsr_zifencei -mabi=ilp32 -print-file-name=libc.a)" != libc.a ]; then
+  echo "     (riscv64-unknown-elf-gcc has a C library here: the no-libc case is not tested)"
+elif cmake -S "$root/tests/component/probe" -B "$work/b-probe-nolibc" "${gen[@]}" \
+       -DCMAKE_TOOLCHAIN_FILE="$work/tc/rv32-nolibc.cmake" -DCMAKE_PREFIX_PATH="$work/prefix-m4" \
+       >"$work/last.log" 2>&1 \
+     && grep -q "usmp: no C library links with this toolchain" "$work/last.log" \
+     && ! grep -q -- '-u,__aeabi' "$work/b-probe-nolibc/build.ninja" "$work/b-probe-nolibc/Makefile" 2>/dev/null; then
+  ok "a toolchain without a C library (riscv64-unknown-elf-gcc): USMP_LIBC_MEM adds nothing"
+else
+  bad "no C library: $(grep 'usmp' "$work/last.log" | tail -3)"
+fi
+# pkg-config users put the same options ahead of their objects.
+pc_libc=$(PKG_CONFIG_PATH="$work/prefix-m4/lib/pkgconfig" pkg-config --variable=libc_mem_ldflags usmp)
+pc_libs=$(PKG_CONFIG_PATH="$work/prefix-m4/lib/pkgconfig" pkg-config --libs usmp)
+# shellcheck disable=SC2086
+check "pkg-config: \$(pkg-config --variable=libc_mem_ldflags usmp) = '$pc_libc' ahead of probe.c" \
+  arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -Os -ffreestanding \
+    -ffunction-sections -fdata-sections -I"$work/prefix-m4/include" -nostdlib -nostartfiles \
+    -Wl,--gc-sections -Wl,-e,Reset_Handler $pc_libc "$root/tools/size/probe.c" $pc_libs -lgcc \
+    -o "$work/probe-pc-libc.elf"
+if [ -n "$pc_libc" ] && mem_from_libc "$work/probe-pc-libc.elf"; then
+  ok "pkg-config link: mem functions from newlib"
+else
+  bad "pkg-config link: mem functions not from newlib"
+fi
 if cmake -S "$up" -B "$work/b-a9" "${gen[@]}" -DCMAKE_TOOLCHAIN_FILE="$work/tc/cortex-a9.cmake" \
      >"$work/last.log" 2>&1; then
   bad "a Cortex-A9 bare-metal toolchain configured without USMP_RUST_TARGET"
@@ -342,6 +428,53 @@ if command -v riscv64-unknown-elf-gcc >/dev/null; then
   done
 else
   bad "riscv64-unknown-elf-gcc missing (apt-get install gcc-riscv64-unknown-elf)"
+fi
+
+step "ESP-IDF: the ROM's and esp_libc's mem functions win over the core's weak copies"
+# Why the component adds no USMP_LIBC_MEM (CMakeLists.txt): ESP-IDF assigns memset to the ROM
+# in a linker script (esp32c3.rom.libc.ld: memset = 0x40000354) and, by default, compiles its
+# own memcpy/memcmp (esp_libc) and forces them in with -u. Both come here after the shipped
+# ESP32-C3 core, the order in which the linker sees the core's weak copies first.
+if command -v riscv64-unknown-elf-gcc >/dev/null; then
+  idf=$work/idf-mem
+  mkdir -p "$idf"
+  echo 'memset = 0x40000354;' >"$idf/rom.ld"
+  cat >"$idf/esp_libc_mem.c" <<'EOF'
+typedef __SIZE_TYPE__ size_t;
+int esp_libc_include_memcpy_impl;
+void *memcpy(void *d, const void *s, size_t n)
+{
+    unsigned char *o = d;
+    const unsigned char *i = s;
+    while (n--) { *o++ = *i++; }
+    return d;
+}
+int memcmp(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    for (; n; n--, x++, y++) { if (*x != *y) { return *x - *y; } }
+    return 0;
+}
+EOF
+  rv=(-march=rv32imc_zicsr_zifencei -mabi=ilp32)
+  if riscv64-unknown-elf-gcc "${rv[@]}" -Os -ffreestanding -fno-builtin -ffunction-sections \
+       -c "$idf/esp_libc_mem.c" -o "$idf/esp_libc_mem.o" >"$work/last.log" 2>&1 \
+     && ar rcs "$idf/libesp_libc.a" "$idf/esp_libc_mem.o" >>"$work/last.log" 2>&1 \
+     && riscv64-unknown-elf-gcc "${rv[@]}" -Os -ffreestanding -ffunction-sections -fdata-sections \
+          -I"$up/include" -nostdlib -nostartfiles -Wl,--gc-sections -Wl,-e,Reset_Handler \
+          -Wl,-u,esp_libc_include_memcpy_impl "$root/tools/size/probe.c" \
+          "$up/lib/riscv32imc-unknown-none-elf/libusmp_core.a" "$idf/libesp_libc.a" \
+          "$idf/rom.ld" -lgcc -o "$idf/probe.elf" >>"$work/last.log" 2>&1; then
+    syms=$(riscv64-unknown-elf-nm "$idf/probe.elf")
+    if grep -q '^40000354 A memset$' <<<"$syms" && grep -q ' T memcpy$' <<<"$syms" \
+       && grep -q ' T memcmp$' <<<"$syms" && ! grep -q 'compiler_builtins3mem' <<<"$syms"; then
+      ok "ESP32-C3 core: memset is the ROM's, memcpy/memcmp esp_libc's, none of the core's copies left"
+    else
+      bad "ESP-IDF-style link: $(grep -E ' (memset|memcpy|memcmp)$' <<<"$syms" | tr '\n' ' ')"
+    fi
+  else
+    bad "ESP-IDF-style link of the ESP32-C3 core"; tail -20 "$work/last.log"
+  fi
 fi
 
 printf '\ncomponent: %d passed, %d failed\n' "$passed" "$failed"

@@ -318,14 +318,19 @@ def test_size_report(firmware: Firmware, capsys: pytest.CaptureFixture[str]) -> 
         assert 0 < fig["lib_flash"] < fig["flash"], fig
         assert fig["flash"] < 64 * 1024, f"firmware grew past 64 KiB of flash: {fig['flash']}"
         assert fig["ram_static"] < 16 * 1024, f"static RAM above 16 KiB: {fig['ram_static']}"
+        # USMP_LIBC_MEM (on by default, newlib-nano here): the core's memcpy/memclr/memset/
+        # memcmp are newlib's (strong, nm T), not compiler_builtins' weak copies (W).
+        syms = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True,
+                              timeout=60, check=True).stdout
+        for name in ("__aeabi_memcpy", "__aeabi_memclr", "__aeabi_memset", "memcmp"):
+            assert f" T {name}\n" in syms, f"{name} is not newlib's (USMP_LIBC_MEM)"
+        assert "compiler_builtins3mem6memcpy" not in syms, "compiler_builtins' memcpy linked"
         if not emulator:
             # Semihosting (BKPT 0xAB) faults on a board without a debugger: none of it may
             # be left in the hardware build, nor the emulator's stand-ins.
             dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True,
                                  text=True, timeout=120, check=True).stdout
             assert "bkpt" not in dis, "semihosting left in the hardware build"
-            syms = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True,
-                                  timeout=60, check=True).stdout
             assert " usmp_port_random" in syms and "sh_call" not in syms, \
                 "the hardware build must take its entropy from the RNG, not over semihosting"
     report = "\n".join(lines)

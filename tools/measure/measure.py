@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Footprint and speed of the usmp release library: build, link, emulate, compare.
 
-    measure.py size   [BUILD OPTIONS] [--nb] [TARGET ...]  flash/.data/.bss after a real link, sizeof(usmp_t)
+    measure.py size   [BUILD OPTIONS] [--nb|--nb-only] [--libc] [TARGET ...]  flash/.data/.bss after a real link, sizeof(usmp_t)
     measure.py bench  [BUILD OPTIONS]               peak stack + instruction counts (QEMU, Cortex-M4)
     measure.py frames [BUILD OPTIONS]               largest stack frames (-Z emit-stack-sizes)
     measure.py profile [BUILD OPTIONS] [--scenario S] where a scenario's instructions go
@@ -294,7 +294,8 @@ def parse_map(path: Path):
             pending = None
         if size == 0 or out_sec is None:
             continue
-        who = "usmp" if "libusmp.a(" in origin else "libgcc" if "libgcc" in origin else "app"
+        who = ("usmp" if "libusmp.a(" in origin else "libgcc" if "libgcc" in origin
+               else "libc" if re.search(r"/libc(_nano)?\.a\(", origin) else "app")
         shares[(out_sec, who)] = shares.get((out_sec, who), 0) + size
     return shares
 
@@ -346,17 +347,75 @@ def heap_symbols(lib: Path, elf: Path) -> list:
 PROBE_DEFINES: list = []
 
 
-def link_probe(v: Variant, target: str, lib: Path):
+# The C library functions that compiler_builtins also defines (weakly) in the core's archive.
+LIBC_MEM = re.compile(r"^(mem(cpy|set|move|cmp)|bcmp|strlen|__aeabi_mem(cpy|move|set|clr)[48]?)$")
+
+
+def libc_mem_symbols(lib: Path) -> list:
+    """The mem functions the core's own object references and compiler_builtins defines: what
+    the CMake package forces from the C library with USMP_LIBC_MEM (cmake/usmp_libc_mem.cmake)."""
+    undefined, weak, member = set(), set(), ""
+    for line in run(["readelf", "-sW", lib]).splitlines():
+        m = re.match(r"^File: .*\((.*)\)$", line)
+        if m:
+            member = m.group(1)
+            continue
+        f = line.split()
+        if len(f) < 8 or not LIBC_MEM.match(f[7]):
+            continue
+        if f[6] == "UND" and member.startswith("usmp-"):
+            undefined.add(f[7])
+        elif f[6] != "UND" and f[4] == "WEAK" and member.startswith("compiler_builtins"):
+            weak.add(f[7])
+    return sorted(undefined & weak)
+
+
+def libc_archive(target: str) -> Path:
+    """The C library the toolchain links for `-lc`: newlib-nano on Arm (--specs=nano.specs, as
+    examples/stm32_uart), picolibc on RISC-V where Debian's toolchain has it (its own newlib,
+    as ESP-IDF's, otherwise). Found by a link that traces its inputs."""
+    cc, flags = cc_for(target)
+    if target.startswith("thumb"):
+        specs = ["--specs=nano.specs"]
+    elif run([cc, "-print-file-name=picolibc.specs"]).strip() != "picolibc.specs":
+        specs = ["--specs=picolibc.specs"]
+    else:
+        specs = []
+    OUT.mkdir(parents=True, exist_ok=True)
+    src = OUT / "libc-trace.c"
+    src.write_text("int main(void) { return 0; }\n")
+    try:
+        out = run([cc] + flags + specs + ["-nostdlib", "-nostartfiles", "-Wl,-e,0", "-Wl,-u,memcpy",
+                                          "-Wl,-t", src, "-lc", "-o", OUT / "libc-trace.elf"])
+    except Failure as e:
+        raise Failure("no C library for %s (%s; apt-get install libnewlib-arm-none-eabi "
+                      "picolibc-riscv64-unknown-elf): %s" % (target, " ".join(specs), e))
+    for line in out.splitlines():
+        m = re.search(r"(/\S*/libc(_nano)?\.a)\b", line)
+        if m:
+            return Path(m.group(1))
+    raise Failure("the trace link for %s named no libc archive" % target)
+
+
+def link_probe(v: Variant, target: str, lib: Path, libc: Path | None = None):
+    """The probe linked as the package links firmware: with `libc`, the C library's mem
+    functions ahead of the core's (-Wl,-u,<the core's references> <libc> before the objects,
+    what USMP_LIBC_MEM adds as `-lc`); without, -nostdlib alone (the budget figures)."""
     cc, flags = cc_for(target)
     d = outdir(v)
-    tag = "".join("-" + x.lower().replace("usmp_probe_", "") for x in PROBE_DEFINES)
-    elf = d / ("probe-%s%s.elf" % (SHORT[target], tag))
-    mp = d / ("probe-%s%s.map" % (SHORT[target], tag))
+    tag = SHORT[target] + ("-libc" if libc else "") + "".join(
+        "-" + x.lower().replace("usmp_probe_", "") for x in PROBE_DEFINES)
+    elf = d / ("probe-%s.elf" % tag)
+    mp = d / ("probe-%s.map" % tag)
+    pre = []
+    if libc:
+        syms = libc_mem_symbols(lib)
+        pre = (["-Wl,-u," + ",-u,".join(syms)] if syms else []) + [libc]
     run([cc] + flags + ["-D" + x for x in PROBE_DEFINES] + [
                         "-Os", "-ffreestanding", "-ffunction-sections", "-fdata-sections",
                         "-I", REPO / "include", "-nostdlib", "-nostartfiles",
                         "-Wl,--gc-sections", "-Wl,-e,Reset_Handler", "-Wl,-z,noexecstack",
-                        "-Wl,-Map=%s" % mp, REPO / "tools" / "size" / "probe.c", lib, "-lgcc",
+                        "-Wl,-Map=%s" % mp] + pre + [REPO / "tools" / "size" / "probe.c", lib, "-lgcc",
                         "-o", elf])
     return elf, mp
 
@@ -400,9 +459,10 @@ def crate_breakdown(elf: Path) -> dict:
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
-def measure_size(v: Variant, target: str, with_breakdown=False) -> dict:
+def measure_size(v: Variant, target: str, with_breakdown=False, libc=False) -> dict:
     lib = build_lib(v, target)
-    elf, mp = link_probe(v, target, lib)
+    libc_a = libc_archive(target) if libc else None
+    elf, mp = link_probe(v, target, lib, libc_a)
     text, data, bss = Elf(elf).berkeley()
     shares = parse_map(mp)
     kind = {}  # allocated output section -> "flash" (text/rodata), "data" or "bss"
@@ -417,6 +477,8 @@ def measure_size(v: Variant, target: str, with_breakdown=False) -> dict:
     r = dict(target=target, text=text, data=data, bss=bss, flash=text + data,
              lib_flash=lib_flash, lib_ram=lib_ram, heap=heap_symbols(lib, elf),
              sizeof=sizeof_ctx(target), elf=str(elf))
+    if libc_a:
+        r["libc"] = dict(archive=str(libc_a), symbols=libc_mem_symbols(lib))
     if with_breakdown:
         r["crates"] = crate_breakdown(elf)
         e = Elf(elf)
@@ -820,10 +882,12 @@ def cmd_size(a):
     print("%-30s %8s %6s %6s %8s %9s %8s %9s" % ("target", "text", "data", "bss", "flash",
                                                   "lib flash", "lib RAM", "usmp_t"))
     for t in targets:
-        r = measure_size(v, t, with_breakdown=a.breakdown)
+        r = measure_size(v, t, with_breakdown=a.breakdown, libc=a.libc)
         print("%-30s %8d %6d %6d %8d %9d %8d %9s" % (t, r["text"], r["data"], r["bss"], r["flash"],
                                                       r["lib_flash"], r["lib_ram"],
                                                       r["sizeof"].get("usmp_t", "?")))
+        if "libc" in r:
+            print("  from %s: %s" % (r["libc"]["archive"], " ".join(r["libc"]["symbols"])))
         if r["heap"]:
             print("  heap symbols: " + ", ".join(r["heap"]))
         if a.breakdown:
@@ -833,6 +897,9 @@ def cmd_size(a):
                 print("    %6d  %s" % (size, short_name(name)[:110]))
     print("flash = text + data of the probe (tools/size/probe.c: every C API function) after a "
           "--gc-sections link; lib = the part from libusmp.a and libgcc (map file).")
+    if a.libc:
+        print("--libc: the C library's mem functions ahead of the core's (USMP_LIBC_MEM); "
+              "lib includes them.")
     if missing:
         print("WARNING: tools/size/probe.c does not call: " + ", ".join(missing))
         return 1
@@ -1073,6 +1140,10 @@ def main(argv=None):
                    help="the probe also calls the non-blocking API (usmp_nb_*)")
     p.add_argument("--nb-only", action="store_true",
                    help="the probe calls the non-blocking API instead of the blocking session calls")
+    p.add_argument("--libc", action="store_true",
+                   help="link the probe with the C library's memcpy/memset/memcmp ahead of the "
+                        "core's, as the CMake package does (USMP_LIBC_MEM): newlib-nano on Arm, "
+                        "picolibc on RISC-V")
     p.add_argument("targets", nargs="*")
     p.set_defaults(fn=cmd_size)
 
