@@ -35,10 +35,12 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests/: the shared harnesses
 sys.path.insert(0, str(HERE))
-from gateway_harness import Gateway, ensure_venvs, gateways, new_run_dir, node_dir  # noqa: E402
-from qemu_harness import QemuRun, find_qemu, insn_plugin, run_qemu  # noqa: E402
+from gateway_harness import Gateway  # noqa: E402
+from qemu_harness import QemuRun, insn_plugin, run_qemu  # noqa: E402
 from serial_harness import usmp_cli  # noqa: E402
 from test_stm32 import BUILD_ROOT, EXAMPLE, EXPECTED_LENS, PSK, QEMU_TIMEOUT_S, Firmware  # noqa: E402
+# The bridge test's fixtures (a gateway per test, QEMU, the firmware builds) serve here too.
+from test_stm32_bridge import fw, gateway, qemu, rundir, venvs  # noqa: E402,F401
 from test_stm32_bridge import run_through_bridge, wait_closed  # noqa: E402
 
 STEPS = ["connect", "echo 35", "echo 1", "echo 452", "echo 453", "echo 1000", "echo 1808",
@@ -54,32 +56,6 @@ MIN_TURNS_PER_EXCHANGE = 10
 MAX_POLL_MS = 1000
 
 RESULTS: list[str] = []
-
-
-@pytest.fixture(scope="module")
-def venvs() -> dict[str, Path]:
-    return ensure_venvs()
-
-
-@pytest.fixture(scope="module")
-def qemu() -> Path:
-    return find_qemu("netduinoplus2")
-
-
-@pytest.fixture(scope="module")
-def fw() -> Firmware:
-    return Firmware()
-
-
-@pytest.fixture(scope="module")
-def rundir() -> Path:
-    return new_run_dir(BUILD_ROOT / "superloop-runs")
-
-
-@pytest.fixture
-def gateway(venvs: dict[str, Path], rundir: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Gateway]]:
-    with gateways(venvs, node_dir(rundir, request.node.name), PSK, numbered=False) as make:
-        yield make
 
 
 def superloop_elf(fw: Firmware, framing: str) -> Path:

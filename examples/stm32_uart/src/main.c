@@ -151,11 +151,6 @@ static int session(void)
 
 int main(void)
 {
-    bool clocks = board_init();
-    qs_banner("");
-    if (!clocks) {
-        console_puts("warning: the PLL did not start; running on HSI 16 MHz without the RNG\n");
-    }
-    usmp_set_log_level(USMP_LOG_LEVEL_INFO);
+    qs_start("");
     return qs_report(run(), &g_ctx, &g_uart, &g_usart);
 }

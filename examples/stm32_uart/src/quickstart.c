@@ -4,6 +4,7 @@
  */
 #include "quickstart.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "board.h"
@@ -49,12 +50,17 @@ int qs_fail_usmp(const char *what, int rc)
     return EXIT_USMP;
 }
 
-void qs_banner(const char *variant)
+void qs_start(const char *variant)
 {
+    bool clocks = board_init();
     console_printf("usmp %s on STM32F405 (%s build%s), wire v%u, USART1 at %lu baud, HCLK %lu Hz\n",
                    usmp_get_version(), USMP_STM32_EMULATOR ? "EMULATOR" : "hardware", variant,
                    (unsigned)USMP_STM32_WIRE, (unsigned long)USMP_STM32_UART_BAUD,
                    (unsigned long)board_hclk_hz());
+    if (!clocks) {
+        console_puts("warning: the PLL did not start; running on HSI 16 MHz without the RNG\n");
+    }
+    usmp_set_log_level(USMP_LOG_LEVEL_INFO);
 }
 
 /* Two draws must differ and not be all zero: catches a dead entropy source early. */

@@ -45,8 +45,9 @@ unsigned qs_frames(size_t len);
 /* Prints "STEP <what> FAILED: rc (name)"; returns EXIT_USMP. */
 int qs_fail_usmp(const char *what, int rc);
 
-/* The banner line: library version, board, `variant`. */
-void qs_banner(const char *variant);
+/* Board bring-up, the banner line (library version, board, `variant`), the library's log
+ * level. */
+void qs_start(const char *variant);
 
 /* Before a session: the port hooks' self-check, USART1 as the library's UART transport
  * (USMP_STM32_FRAMING) in `tr`, and `ctx`'s settings (PSK, keepalive_ms, wire version).

@@ -456,11 +456,6 @@ static int run(void)
 
 int main(void)
 {
-    bool clocks = board_init();
-    qs_banner(", superloop: usmp_nb_*");
-    if (!clocks) {
-        console_puts("warning: the PLL did not start; running on HSI 16 MHz without the RNG\n");
-    }
-    usmp_set_log_level(USMP_LOG_LEVEL_INFO);
+    qs_start(", superloop: usmp_nb_*");
     return qs_report(run(), &g_ctx, &g_uart, &g_usart);
 }
