@@ -153,7 +153,9 @@
 #if defined(USMP_FEATURE_UART)
 /**
  * `usmp_uart_io_t.framing`: raw frames, back to back, as on TCP (`usmp bridge --raw` to
- * the gateway's TCP port). One damaged byte ends the session: only for clean lines.
+ * the gateway's TCP port). A byte stream (`USMP_TRANSPORT_BYTES`): `recv` hands on the
+ * bytes that are there and the library finds the frames. One damaged byte ends the
+ * session: only for clean lines.
  */
 #define USMP_UART_FRAMING_RAW 1
 #endif
@@ -651,6 +653,32 @@ typedef struct usmp_uart_rx_t {
 
 #if defined(USMP_FEATURE_UART)
 /**
+ * Raw framing: the frame going past. The transport hands the bytes on as they come (the
+ * library finds the frames) and follows the frames only to count them, to hold each one
+ * to the stall limit, and to notice a stream out of step. Plain data.
+ */
+typedef struct usmp_uart_raw_t {
+  /**
+   * The current frame's header, as far as it has come.
+   */
+  uint8_t head[12];
+  /**
+   * Bytes of the current frame handed on (0: between frames).
+   */
+  uint16_t have;
+  /**
+   * The current frame's length once its header is in (before: the header's).
+   */
+  uint16_t need;
+  /**
+   * When the last byte of the current frame came (ms).
+   */
+  uint32_t last;
+} usmp_uart_raw_t;
+#endif
+
+#if defined(USMP_FEATURE_UART)
+/**
  * Caller-provided storage of a UART transport (no heap). It need not be zeroed: init sets
  * everything that is read before it is written. `io` and `stats` may be read at any time;
  * the rest is private.
@@ -672,6 +700,10 @@ typedef struct usmp_uart_ctx_t {
    * Private: received bytes not yet decoded, and the COBS decoder.
    */
   struct usmp_uart_rx_t rx;
+  /**
+   * Private: raw framing's view of the frame going past.
+   */
+  struct usmp_uart_raw_t raw;
 } usmp_uart_ctx_t;
 #endif
 
@@ -982,14 +1014,20 @@ int usmp_nb_close(struct usmp_t *ctx, struct usmp_nb_t *nb);
  * Copies `*io` into `ctx->io` (0 settings become the defaults), zeroes the counters, and
  * fills in every member of `*t`: with `USMP_UART_FRAMING_COBS` it is a datagram
  * transport (`flags = USMP_TRANSPORT_DATAGRAM`; the library acknowledges, retransmits
- * and drops damaged frames), with `USMP_UART_FRAMING_RAW` a byte stream.
+ * and drops damaged frames), with `USMP_UART_FRAMING_RAW` a byte stream
+ * (`flags = USMP_TRANSPORT_BYTES`).
  *
- * `recv` waits up to `recv_timeout_ms` (`recv_timeout`: the given time) and returns one
- * frame, or 0. COBS: a partial datagram is kept for the next call; bytes that are no
- * datagram are dropped and counted (`stats.dropped`); -1 only when the read hook fails.
- * Raw: once the first byte is in, the rest of the frame must keep coming within
- * `stall_ms`; a stall, a header that starts no frame or a frame larger than the buffer
- * is -1 and the transport stays closed until `reconnect` (the stream is out of step).
+ * `recv` waits up to `recv_timeout_ms` (`recv_timeout`: the given time; 0 = do not wait,
+ * for `usmp_nb_*`) and returns 0 when nothing came. COBS: one whole datagram, never part
+ * of one (a partial datagram is kept for the next call); bytes that are no datagram are
+ * dropped and counted (`stats.dropped`); -1 only when the read hook fails. A poll
+ * (timeout 0) decodes at most two datagrams' worth: a line that never pauses cannot hold
+ * it.
+ * Raw (`flags = USMP_TRANSPORT_BYTES`): the bytes that are there, at most up to the end of
+ * the frame under way (the library finds the frames, `USMP_FRAME_TIMEOUT_MS` per frame).
+ * The transport follows the frames too: once one has started, its next byte must come
+ * within `stall_ms` of the last; a stall or a header that starts no frame is -1 and the
+ * transport stays closed until `reconnect` (the stream is out of step).
  * `send` writes one frame (COBS: `00`, the encoded frame, `00`; the write hook sees
  * pieces of up to 32 bytes). `close` stops the transport, `reconnect` starts it again
  * with nothing buffered, `destroy` calls the `close` hook and sets `t->ctx = NULL`.

@@ -373,6 +373,7 @@ impl ControlOp {
     }
 
     /// True for a REKEY (which needs a frame buffer).
+    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
     pub(crate) fn is_rekey(&self) -> bool {
         self.ty == FrameType::Rekey as u8
     }

@@ -5,7 +5,8 @@ tests/rust_firmware: the Rust firmware on mps2-an386):
       to know the machine;
   run_qemu: one firmware run, its first UART bridged as a TCP client to 127.0.0.1:PORT,
       semihosting on (the console and the exit status), under a timeout, logged;
-  QemuRun: what a run printed and how it exited.
+  QemuRun: what a run printed and how it exited;
+  insn_plugin: the instruction-counting TCG plugin (tools/qemu-insn), built for this host.
 
 Each suite imports it after putting tests/ on sys.path.
 """
@@ -13,6 +14,7 @@ Each suite imports it after putting tests/ on sys.path.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -64,19 +66,39 @@ class QemuRun:
         return self.line(f"STEP {name} ")
 
 
-def qemu_cmd(qemu: Path, machine: str, elf: Path, port: int) -> list[str]:
+def qemu_cmd(qemu: Path, machine: str, elf: Path, port: int, extra: tuple[str, ...] = ()) -> list[str]:
     # Both machines wire serial_hd(0), the first -serial, to the firmware's UART; QEMU
     # connects to the gateway as a TCP client before the firmware starts.
     return [str(qemu), "-M", machine, "-nographic", "-monitor", "none",
             "-semihosting-config", "enable=on,target=native",
-            "-kernel", str(elf), "-serial", f"tcp:127.0.0.1:{port},nodelay=on"]
+            "-kernel", str(elf), "-serial", f"tcp:127.0.0.1:{port},nodelay=on", *extra]
+
+
+def insn_plugin(outdir: Path) -> Path:
+    """tools/qemu-insn/insn.c built with the host's C compiler into outdir (once): QEMU's
+    `-plugin <so>,begin=ADDR,end=ADDR,out=FILE` then writes "region <i> insns=<n>" for the
+    guest instructions between each pass through two marker functions."""
+    src = REPO / "tools" / "qemu-insn" / "insn.c"
+    so = outdir / "qemu-insn.so"
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.fail("no host C compiler for the QEMU plugin tools/qemu-insn")
+    deps = (src, src.parent / "qemu-plugin-api.h")
+    if not so.exists() or so.stat().st_mtime < max(d.stat().st_mtime for d in deps):
+        outdir.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(so), str(src)],
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            pytest.fail(f"building {src} failed:\n{proc.stderr[-3000:]}")
+    return so
 
 
 def run_qemu(qemu: Path, machine: str, elf: Path, port: int, logdir: Path, name: str,
-             timeout_s: float) -> QemuRun:
+             timeout_s: float, extra: tuple[str, ...] = ()) -> QemuRun:
     """Runs the firmware until it exits (semihosting) or `timeout_s` passes (a test
-    failure: QEMU, its own PID, is killed); the output goes to logdir/<name>.qemu.txt."""
-    cmd = qemu_cmd(qemu, machine, elf, port)
+    failure: QEMU, its own PID, is killed); the output goes to logdir/<name>.qemu.txt.
+    `extra`: more QEMU arguments (e.g. a -plugin)."""
+    cmd = qemu_cmd(qemu, machine, elf, port, extra)
     t0 = time.monotonic()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,

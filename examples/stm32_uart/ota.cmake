@@ -31,23 +31,6 @@ foreach(_n USMP_STM32_OTA_VERSION USMP_STM32_OTA_SLOT_SIZE)
 endforeach()
 configure_file(src/usmp_stm32_ota_config.h.in "${_gen}/usmp_stm32_ota_config.h" @ONLY)
 
-# usmp_stm32_uart's sources but its main.c: the same board, console, UART and port code.
-get_target_property(_ota_srcs usmp_stm32_uart SOURCES)
-list(FILTER _ota_srcs EXCLUDE REGEX "(^|/)main\\.c$")
-add_executable(usmp_stm32_ota ${_ota_srcs} src/ota_ram_slot.c src/ota_main.c)
-foreach(_prop C_STANDARD C_STANDARD_REQUIRED C_EXTENSIONS LINK_DEPENDS INCLUDE_DIRECTORIES
-              COMPILE_OPTIONS)
-  get_target_property(_v usmp_stm32_uart ${_prop})
-  set_target_properties(usmp_stm32_ota PROPERTIES ${_prop} "${_v}")
-endforeach()
-set_target_properties(usmp_stm32_ota PROPERTIES SUFFIX ".elf")
-get_target_property(_ota_link usmp_stm32_uart LINK_OPTIONS)
-list(FILTER _ota_link EXCLUDE REGEX "-Map=")
-target_link_options(usmp_stm32_ota PRIVATE ${_ota_link}
-  "-Wl,-Map=$<TARGET_FILE_DIR:usmp_stm32_ota>/usmp_stm32_ota.map")
-target_link_libraries(usmp_stm32_ota PRIVATE usmp::usmp)
-add_custom_command(TARGET usmp_stm32_ota POST_BUILD
-  COMMAND "${CMAKE_SIZE}" "$<TARGET_FILE:usmp_stm32_ota>"
-  VERBATIM)
+usmp_stm32_variant(usmp_stm32_ota src/ota_ram_slot.c src/ota_main.c)
 message(STATUS "usmp_stm32_ota: product ${USMP_STM32_OTA_PRODUCT}, version ${USMP_STM32_OTA_VERSION}, "
                "RAM slot ${USMP_STM32_OTA_SLOT_SIZE} bytes")

@@ -44,7 +44,9 @@ def component(origin: str) -> str:
     name = Path(origin.split("(")[0]).name
     for key, label in (("stm32_usart.c", "USART hooks and RX ring (stm32_usart.c)"),
                        ("usmp_port_stm32.c", "port hooks + RNG (usmp_port_stm32.c)"),
-                       ("main.c", "quickstart application (main.c)")):
+                       ("main.c", "quickstart application (main.c)"),
+                       ("superloop_main.c", "superloop application (superloop_main.c)"),
+                       ("quickstart.c", "quickstart's shared code (quickstart.c)")):
         if name.startswith(key):
             return label
     if name.startswith(("startup.c", "board.c", "console.c", "semihosting.c")):

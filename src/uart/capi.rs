@@ -1,7 +1,8 @@
 //! The C UART transport: `usmp_transport_uart_init` turns two byte hooks of the
 //! application (read with a timeout, write) into a `usmp_transport_t`, with COBS framing
 //! (a datagram transport: the library acknowledges and retransmits) or raw framing (a
-//! plain byte stream, for a clean line). The same code serves a bare-metal USART driver,
+//! plain byte stream, `USMP_TRANSPORT_BYTES`, for a clean line). Both serve the blocking
+//! API and the non-blocking one (`usmp_nb_*`): a read with a timeout of 0 returns at once. The same code serves a bare-metal USART driver,
 //! ESP-IDF's `uart_driver` (component/usmp_uart_esp32.c) and a POSIX serial port
 //! (component/usmp_uart_posix.c).
 //!
@@ -13,7 +14,7 @@
 use core::ffi::{c_int, c_void};
 
 use super::{send_with, RxState, UartStats, RX_BUDGET};
-use crate::ffi::{usmp_transport_t, USMP_TRANSPORT_DATAGRAM};
+use crate::ffi::{usmp_transport_t, USMP_TRANSPORT_BYTES, USMP_TRANSPORT_DATAGRAM};
 use crate::frame::{self, HEADER_LEN};
 use crate::Error;
 
@@ -23,7 +24,9 @@ use crate::Error;
 /// gateway's UDP port) or another COBS endpoint.
 pub const USMP_UART_FRAMING_COBS: u8 = 0;
 /// `usmp_uart_io_t.framing`: raw frames, back to back, as on TCP (`usmp bridge --raw` to
-/// the gateway's TCP port). One damaged byte ends the session: only for clean lines.
+/// the gateway's TCP port). A byte stream (`USMP_TRANSPORT_BYTES`): `recv` hands on the
+/// bytes that are there and the library finds the frames. One damaged byte ends the
+/// session: only for clean lines.
 pub const USMP_UART_FRAMING_RAW: u8 = 1;
 /// Default idle receive timeout of `recv` (ms): an idle `usmp_recv` returns 0 after it.
 pub const USMP_UART_DEFAULT_RECV_TIMEOUT_MS: u32 = 50;
@@ -67,6 +70,34 @@ pub struct usmp_uart_io_t {
     pub stall_ms: u32,
 }
 
+/// Raw framing: the frame going past. The transport hands the bytes on as they come (the
+/// library finds the frames) and follows the frames only to count them, to hold each one
+/// to the stall limit, and to notice a stream out of step. Plain data.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawRx {
+    /// The current frame's header, as far as it has come.
+    head: [u8; 12],
+    /// Bytes of the current frame handed on (0: between frames).
+    have: u16,
+    /// The current frame's length once its header is in (before: the header's).
+    need: u16,
+    /// When the last byte of the current frame came (ms).
+    last: u32,
+}
+const _: () = assert!(HEADER_LEN == 12);
+
+impl RawRx {
+    const fn new() -> Self {
+        Self {
+            head: [0; 12],
+            have: 0,
+            need: HEADER_LEN as u16,
+            last: 0,
+        }
+    }
+}
+
 /// Caller-provided storage of a UART transport (no heap). It need not be zeroed: init sets
 /// everything that is read before it is written. `io` and `stats` may be read at any time;
 /// the rest is private.
@@ -81,6 +112,8 @@ pub struct usmp_uart_ctx_t {
     pub open: bool,
     /// Private: received bytes not yet decoded, and the COBS decoder.
     pub rx: RxState,
+    /// Private: raw framing's view of the frame going past.
+    pub raw: RawRx,
 }
 
 extern "C" {
@@ -136,6 +169,7 @@ impl usmp_uart_ctx_t {
             // The stream is out of step: nothing more until reconnect.
             self.open = false;
             self.rx.reset();
+            self.raw = RawRx::new();
         }
         -1
     }
@@ -178,45 +212,60 @@ impl usmp_uart_ctx_t {
         }
     }
 
-    /// Raw: one whole frame (header, then the length it announces) or nothing. The first
-    /// byte may take `timeout_ms`; after it, each read must bring a byte within stall_ms.
+    /// Raw: the bytes that are there, up to the end of the current frame (the library puts
+    /// the frames together). The first byte of a frame may take `timeout_ms`; once a frame
+    /// has started, its next byte must come within stall_ms of the last (a wait here is
+    /// cut to what is left of that), else the stream is out of step: -1. A header that
+    /// starts no frame is -1 as well.
     fn recv_raw(&mut self, buf: &mut [u8], timeout_ms: u32) -> c_int {
-        let mut have = 0usize;
-        let mut need = HEADER_LEN;
-        while have < need {
-            let wait = if have == 0 {
-                timeout_ms
-            } else {
-                self.io.stall_ms
-            };
-            let Some(part) = buf.get_mut(have..need) else {
-                return self.fail(); // the frame does not fit the caller's buffer
-            };
-            match read_hook(&self.io, part, wait) {
-                Ok(0) if have == 0 => return self.idle(),
-                Ok(0) => {
-                    self.stats.stalls = self.stats.stalls.wrapping_add(1);
-                    return self.fail();
-                }
-                Ok(n) => {
-                    have += n;
-                    self.stats.bytes_rx = self.stats.bytes_rx.wrapping_add(n as u32);
-                }
-                Err(()) => return self.fail(),
-            }
-            if have == HEADER_LEN && need == HEADER_LEN {
-                // Through the exported usmp_frame_size rather than frame::wire_len, so that
-                // a link without this transport inlines the core's code as it did before.
-                // SAFETY: `buf` holds at least HEADER_LEN initialised bytes.
-                let total = unsafe { crate::ffi::usmp_frame_size(buf.as_ptr(), HEADER_LEN) };
-                match usize::try_from(total) {
-                    Ok(t) if t >= HEADER_LEN => need = t,
-                    _ => return self.fail(), // not a frame start: out of step
-                }
+        let stall = self.io.stall_ms;
+        let mut wait = timeout_ms;
+        if self.raw.have > 0 {
+            // Bytes already waiting count even after a long pause of the caller's.
+            wait = wait.min(stall.saturating_sub(millis().wrapping_sub(self.raw.last)));
+        }
+        let left = usize::from(self.raw.need.saturating_sub(self.raw.have));
+        let Some(part) = buf.get_mut(..left.min(buf.len())).filter(|p| !p.is_empty()) else {
+            return -1; // no room at all: the caller's mistake, the stream is still in step
+        };
+        let n = match read_hook(&self.io, part, wait) {
+            Ok(0) if self.raw.have == 0 => return self.idle(),
+            Ok(0) if millis().wrapping_sub(self.raw.last) >= stall => return self.stalled(),
+            Ok(0) => return 0,
+            Ok(n) => n,
+            Err(()) => return self.fail(),
+        };
+        self.stats.bytes_rx = self.stats.bytes_rx.wrapping_add(n as u32);
+        let r = &mut self.raw;
+        r.last = millis();
+        let at = usize::from(r.have);
+        for (i, b) in part.iter().take(n).enumerate() {
+            if let Some(h) = r.head.get_mut(at + i) {
+                *h = *b;
             }
         }
-        self.stats.frames_rx = self.stats.frames_rx.wrapping_add(1);
-        have as c_int
+        r.have = (at + n) as u16; // at most `need`, a frame's length
+        if usize::from(r.have) == HEADER_LEN && usize::from(r.need) == HEADER_LEN {
+            // Through the exported usmp_frame_size rather than frame::wire_len, so that
+            // a link without this transport inlines the core's code as it did before.
+            // SAFETY: `head` holds HEADER_LEN bytes.
+            let total = unsafe { crate::ffi::usmp_frame_size(r.head.as_ptr(), HEADER_LEN) };
+            match u16::try_from(total) {
+                Ok(t) if usize::from(t) >= HEADER_LEN => r.need = t,
+                _ => return self.fail(), // not a frame start: out of step
+            }
+        }
+        if r.have >= r.need {
+            *r = RawRx::new();
+            self.stats.frames_rx = self.stats.frames_rx.wrapping_add(1);
+        }
+        n as c_int
+    }
+
+    /// A frame stopped coming in mid-way for `stall_ms`.
+    fn stalled(&mut self) -> c_int {
+        self.stats.stalls = self.stats.stalls.wrapping_add(1);
+        self.fail()
     }
 }
 
@@ -323,6 +372,7 @@ unsafe extern "C" fn uart_close(t: *mut usmp_transport_t) {
     if let Some(u) = unsafe { ctx_of(t) } {
         u.open = false;
         u.rx.reset();
+        u.raw = RawRx::new();
     }
 }
 
@@ -335,6 +385,7 @@ unsafe extern "C" fn uart_reconnect(t: *mut usmp_transport_t) -> c_int {
     match unsafe { ctx_of(t) } {
         Some(u) => {
             u.rx.reset();
+            u.raw = RawRx::new();
             u.open = true;
             0
         }
@@ -351,6 +402,7 @@ unsafe extern "C" fn uart_destroy(t: *mut usmp_transport_t) {
     if let Some(u) = unsafe { ctx_of(t) } {
         u.open = false;
         u.rx.reset();
+        u.raw = RawRx::new();
         if let Some(f) = u.io.close {
             // SAFETY: the application's hook.
             unsafe { f(u.io.user) };
@@ -366,14 +418,20 @@ unsafe extern "C" fn uart_destroy(t: *mut usmp_transport_t) {
 /// Copies `*io` into `ctx->io` (0 settings become the defaults), zeroes the counters, and
 /// fills in every member of `*t`: with `USMP_UART_FRAMING_COBS` it is a datagram
 /// transport (`flags = USMP_TRANSPORT_DATAGRAM`; the library acknowledges, retransmits
-/// and drops damaged frames), with `USMP_UART_FRAMING_RAW` a byte stream.
+/// and drops damaged frames), with `USMP_UART_FRAMING_RAW` a byte stream
+/// (`flags = USMP_TRANSPORT_BYTES`).
 ///
-/// `recv` waits up to `recv_timeout_ms` (`recv_timeout`: the given time) and returns one
-/// frame, or 0. COBS: a partial datagram is kept for the next call; bytes that are no
-/// datagram are dropped and counted (`stats.dropped`); -1 only when the read hook fails.
-/// Raw: once the first byte is in, the rest of the frame must keep coming within
-/// `stall_ms`; a stall, a header that starts no frame or a frame larger than the buffer
-/// is -1 and the transport stays closed until `reconnect` (the stream is out of step).
+/// `recv` waits up to `recv_timeout_ms` (`recv_timeout`: the given time; 0 = do not wait,
+/// for `usmp_nb_*`) and returns 0 when nothing came. COBS: one whole datagram, never part
+/// of one (a partial datagram is kept for the next call); bytes that are no datagram are
+/// dropped and counted (`stats.dropped`); -1 only when the read hook fails. A poll
+/// (timeout 0) decodes at most two datagrams' worth: a line that never pauses cannot hold
+/// it.
+/// Raw (`flags = USMP_TRANSPORT_BYTES`): the bytes that are there, at most up to the end of
+/// the frame under way (the library finds the frames, `USMP_FRAME_TIMEOUT_MS` per frame).
+/// The transport follows the frames too: once one has started, its next byte must come
+/// within `stall_ms` of the last; a stall or a header that starts no frame is -1 and the
+/// transport stays closed until `reconnect` (the stream is out of step).
 /// `send` writes one frame (COBS: `00`, the encoded frame, `00`; the write hook sees
 /// pieces of up to 32 bytes). `close` stops the transport, `reconnect` starts it again
 /// with nothing buffered, `destroy` calls the `close` hook and sets `t->ctx = NULL`.
@@ -418,6 +476,7 @@ pub unsafe extern "C" fn usmp_transport_uart_init(
         core::ptr::addr_of_mut!((*ctx).stats).write(UartStats::default());
         core::ptr::addr_of_mut!((*ctx).open).write(true);
         RxState::init_at(core::ptr::addr_of_mut!((*ctx).rx));
+        core::ptr::addr_of_mut!((*ctx).raw).write(RawRx::new());
     }
     // SAFETY: as above.
     unsafe {
@@ -429,7 +488,11 @@ pub unsafe extern "C" fn usmp_transport_uart_init(
             available: Some(uart_available),
             destroy: Some(uart_destroy),
             ctx: ctx.cast::<c_void>(),
-            flags: if datagram { USMP_TRANSPORT_DATAGRAM } else { 0 },
+            flags: if datagram {
+                USMP_TRANSPORT_DATAGRAM
+            } else {
+                USMP_TRANSPORT_BYTES
+            },
             recv_timeout: Some(uart_recv_timeout),
         });
     }

@@ -42,6 +42,22 @@ uint32_t board_hclk_hz(void) { return g_hclk; }
 uint32_t board_pclk1_hz(void) { return g_pclk1; }
 uint32_t board_pclk2_hz(void) { return g_pclk2; }
 
+uint32_t board_cycles(void)
+{
+    cpu_irq_disable();
+    uint32_t ms = g_ms;
+    uint32_t cvr = SYST_CVR;
+    if (SCB_ICSR & SCB_ICSR_PENDSTSET) {
+        /* The counter has wrapped and the tick is not counted yet: count it, and take the
+         * counter again (it may have been read just before the wrap). */
+        ms++;
+        cvr = SYST_CVR;
+    }
+    cpu_irq_enable();
+    uint32_t per_ms = SYST_RVR + 1u;
+    return ms * per_ms + (per_ms - 1u - cvr);
+}
+
 void board_delay_ms(uint32_t ms)
 {
     uint32_t start = g_ms;

@@ -16,6 +16,11 @@
 bool board_init(void);
 
 uint32_t board_millis(void); /* ms since board_init, wraps at 2^32 */
+/* HCLK cycles since board_init (the 1 ms tick and SysTick's counter), wraps at 2^32
+ * (25.5 s at 168 MHz): for timing short stretches of code. In QEMU the counter follows the
+ * host's clock, so there it is emulated time, not executed instructions. Thread mode with
+ * interrupts enabled (it masks them for a few instructions). */
+uint32_t board_cycles(void);
 void board_delay_ms(uint32_t ms);
 uint32_t board_hclk_hz(void);
 uint32_t board_pclk1_hz(void);

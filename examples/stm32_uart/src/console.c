@@ -99,6 +99,15 @@ static void put_padded(sink_t *s, const char *str, size_t n, unsigned width, boo
     }
 }
 
+int fmt_snprintf(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = fmt_vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
 int fmt_vsnprintf(char *out, size_t cap, const char *fmt, va_list ap)
 {
     sink_t s = {out, cap, 0};

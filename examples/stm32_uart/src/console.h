@@ -14,5 +14,6 @@ void console_init(void);
 void console_puts(const char *s);
 __attribute__((format(printf, 1, 2))) void console_printf(const char *fmt, ...);
 int fmt_vsnprintf(char *out, size_t cap, const char *fmt, va_list ap);
+__attribute__((format(printf, 3, 4))) int fmt_snprintf(char *out, size_t cap, const char *fmt, ...);
 
 #endif /* CONSOLE_H */

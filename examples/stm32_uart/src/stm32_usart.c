@@ -59,6 +59,10 @@ int stm32_usart_read(void *user, uint8_t *buf, size_t len, uint32_t timeout_ms)
     if (u == NULL || buf == NULL || len == 0u) {
         return -1;
     }
+    u->reads++;
+    if (timeout_ms > 0u) {
+        u->reads_waiting++;
+    }
     uint32_t start = usmp_port_millis();
     for (;;) {
         /* Sleep until an interrupt (a received byte or the 1 ms tick) unless data is

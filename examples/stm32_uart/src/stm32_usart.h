@@ -39,6 +39,9 @@ typedef struct stm32_usart_s {
     volatile uint32_t line_errors; /* framing, noise or parity error */
     volatile uint32_t ring_full;   /* bytes lost because the reader fell behind */
     uint32_t ring_peak;            /* most bytes ever waiting in the ring */
+    /* counted by the read hook */
+    uint32_t reads;                /* calls */
+    uint32_t reads_waiting;        /* calls allowed to wait (timeout_ms > 0) */
 } stm32_usart_t;
 
 /* Configures the USART (8N1, `baud` from `pclk_hz`, RX interrupt on). The caller has

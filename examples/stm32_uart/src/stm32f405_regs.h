@@ -24,6 +24,8 @@
 #define NVIC_ICER(n) REG32(0xE000E180u + 4u * (n)) /* interrupt clear-enable */
 #define NVIC_IPR(irq) REG8(0xE000E400u + (irq))    /* priority, one byte per IRQ */
 
+#define SCB_ICSR REG32(0xE000ED04u)  /* interrupt control and state */
+#define SCB_ICSR_PENDSTSET (1u << 26) /* the SysTick exception is pending */
 #define SCB_SHPR3 REG32(0xE000ED20u) /* PendSV [23:16], SysTick [31:24] */
 #define SCB_SHCSR REG32(0xE000ED24u)
 #define SCB_CFSR REG32(0xE000ED28u)  /* configurable fault status */
