@@ -19,7 +19,9 @@ use core::mem::{size_of, ManuallyDrop};
 use zeroize::Zeroize;
 
 use super::ctx::{device_id, random, Clock, Ctx};
-use super::{apply_defaults, usmp_t, usmp_transport_t, USMP_FRAME_TIMEOUT_MS};
+use super::{
+    apply_defaults, log, usmp_log_level_t, usmp_t, usmp_transport_t, USMP_FRAME_TIMEOUT_MS,
+};
 use crate::conn::{Reply, SMALL_FRAME};
 use crate::frame::{FrameType, StreamReader, MAX_FRAME};
 use crate::ops::{
@@ -365,9 +367,16 @@ unsafe fn nb_poll(
                 Some(Ok(_)) => {
                     n.state = OPEN;
                     ev.kind = usmp_event_kind_t::USMP_EVENT_CONNECTED;
+                    log(
+                        usmp_log_level_t::USMP_LOG_LEVEL_INFO,
+                        b"session established\0",
+                    );
                     return Ok(worked);
                 }
-                Some(Err(e)) => end(n, e),
+                Some(Err(e)) => {
+                    log(usmp_log_level_t::USMP_LOG_LEVEL_ERROR, e.name());
+                    end(n, e);
+                }
                 None => {}
             }
         }
