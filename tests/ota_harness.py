@@ -15,21 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway_harness import REPO, Gateway, run_build
+from gateway_harness import REPO, Gateway
 
 OTA_BUILD = Path(os.environ.get("USMP_BUILD_DIR") or REPO / "build") / "ota"
 OTA_GATEWAY = REPO / "tests" / "ota" / "ota_gateway.py"
-CLI_BUILD_TIMEOUT_S = 900.0
 
 
 def build_cli(log: Path) -> Path:
-    """The owner's tool `usmp` (cli/, debug build)."""
-    tdir = OTA_BUILD / "cli"
-    run_build([["cargo", "build", "-q", "--manifest-path", str(REPO / "cli" / "Cargo.toml"),
-                "--target-dir", str(tdir)]], log, CLI_BUILD_TIMEOUT_S)
-    exe = tdir / "debug" / "usmp"
-    assert exe.exists(), exe
-    return exe
+    """The owner's tool `usmp` (cli/, debug build; one build for every test that runs it,
+    its output in the build directory's cli/build-output.log, not `log`)."""
+    from serial_harness import usmp_cli
+    return usmp_cli()
 
 
 @dataclass

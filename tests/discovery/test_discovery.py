@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 from gateway_harness import Gateway, ensure_venvs, new_run_dir, node_dir, run_build, venv_python  # noqa: E402
+from serial_harness import usmp_cli  # noqa: E402
 
 BUILD = Path(os.environ.get("USMP_BUILD_DIR") or REPO / "build")
 PSK = "usmp-discovery-psk-0123456789abcdef"
@@ -69,10 +70,7 @@ def client_bin() -> Path:
 
 @pytest.fixture(scope="session")
 def cli_bin() -> Path:
-    target = BUILD / "cli-target"
-    run_build([["cargo", "build", "-q", "--manifest-path", str(REPO / "cli" / "Cargo.toml"),
-                "--target-dir", str(target)]], BUILD / "cli-build.log", 1200)
-    return target / "debug" / "usmp"
+    return usmp_cli()  # one build of cli/ for every test that runs it
 
 
 @pytest.fixture(scope="session")
