@@ -1,13 +1,15 @@
-//! The C API and the Rust API are two faces of one driver: given the same inputs (device
-//! id, random bytes, clock) and the same gateway, they put the same bytes on the wire and
-//! return the same results. Any protocol decision taken in one face and not the other would
-//! show up here as a differing transcript.
+//! The C API (blocking and non-blocking) and the Rust API are faces of one connection
+//! machine: given the same inputs (device id, random bytes, clock) and the same gateway,
+//! they put the same bytes on the wire and return the same results. Any protocol decision
+//! taken in one face and not the others would show up here as a differing transcript.
 //!
 //! The gateway is tests/common/scripted.rs: the core's own responder in memory
 //! (deterministic: fixed X25519 scalar, nonce and session id), echoing each message and
 //! pinging after it; interop with the real gateway is proven in tests/interop.
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/nb.rs"]
+mod nb_api;
 #[path = "common/port.rs"]
 mod port;
 #[path = "common/scripted.rs"]
@@ -187,11 +189,110 @@ fn run_rust(version: Version) -> Run {
     }
 }
 
+// -------------------------------------------------------------------- the non-blocking C face
+
+/// The same session through `usmp_nb_*`, over the gateway as a byte stream in pieces: each
+/// step polls until its event (and, after an echo, until the gateway's PING is answered).
+fn run_nb(version: Version) -> Run {
+    use usmp_event_kind_t::*;
+    port::reset_rng();
+    port::auto_tick(1);
+    let mut g = Gateway::new(version, PSK);
+    g.ping_after_message = true;
+    let mut b = nb_api::Bytes::new(g);
+    let mut t = nb_api::bytes_transport(&b);
+    // SAFETY: zeroed usmp_t and usmp_nb_t are the documented initial states.
+    let mut c: Box<usmp_t> = Box::new(unsafe { std::mem::zeroed() });
+    let mut nb = nb_api::new_nb();
+    c.psk = PSK.as_ptr();
+    c.psk_len = PSK.len();
+    c.protocol_version = version as u8;
+    let mut rx = vec![0u8; 2048];
+    let mut results = Vec::new();
+    // Polls until an event of `kind`; its result as the blocking face reports it.
+    let until = |c: &mut usmp_t, nb: &mut usmp_nb_t, kind| {
+        let ev = nb_api::poll_until(c, nb, kind, 1000).pop().unwrap();
+        if ev.error < 0 {
+            code_to_result(ev.error)
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    unsafe {
+        let rc = usmp_nb_connect(&mut *c, &mut *nb, &mut t, rx.as_mut_ptr(), 2048);
+        assert_eq!(rc, 0);
+        results.push(until(&mut c, &mut nb, USMP_EVENT_CONNECTED));
+        for len in SIZES {
+            let m = message(len);
+            assert_eq!(usmp_nb_send(&mut *c, &mut *nb, m.as_ptr(), len as u16), 0);
+            results.push(until(&mut c, &mut nb, USMP_EVENT_SENT));
+            let ev = nb_api::poll_until(&mut c, &mut nb, USMP_EVENT_MESSAGE, 1000)
+                .pop()
+                .unwrap();
+            results.push(Ok(rx[..usize::from(ev.len)].to_vec()));
+            let pongs = b.g.pongs;
+            for _ in 0..100 {
+                if b.g.pongs > pongs {
+                    break;
+                }
+                assert_eq!(nb_api::poll(&mut c, &mut nb).kind, USMP_EVENT_NONE);
+            }
+            results.push(if b.g.pongs > pongs {
+                Ok(Vec::new())
+            } else {
+                Err(Error::Timeout)
+            });
+        }
+        results.push(code_to_result(usmp_nb_send(
+            &mut *c,
+            &mut *nb,
+            rx.as_ptr(),
+            1809,
+        )));
+        let pings = b.g.pings;
+        let rc = usmp_nb_ping(&mut *c, &mut *nb);
+        for _ in 0..100 {
+            if b.g.pings > pings {
+                break;
+            }
+            nb_api::poll(&mut c, &mut nb);
+        }
+        results.push(if rc < 0 {
+            code_to_result(rc)
+        } else {
+            Ok(Vec::new())
+        });
+        let rc = usmp_nb_rekey(&mut *c, &mut *nb);
+        results.push(code_to_result(rc));
+        let m = message(100);
+        assert_eq!(usmp_nb_send(&mut *c, &mut *nb, m.as_ptr(), 100), 0);
+        results.push(until(&mut c, &mut nb, USMP_EVENT_SENT));
+        let ev = nb_api::poll_until(&mut c, &mut nb, USMP_EVENT_MESSAGE, 1000)
+            .pop()
+            .unwrap();
+        results.push(Ok(rx[..usize::from(ev.len)].to_vec()));
+        usmp_nb_close(&mut *c, &mut *nb);
+    }
+    Run {
+        results,
+        wire: std::mem::take(&mut b.g.wire),
+    }
+}
+
 #[test]
 fn c_and_rust_faces_put_the_same_bytes_on_the_wire() {
     for version in [Version::V1, Version::V2] {
         let c = run_c(version);
         let r = run_rust(version);
+        let n = run_nb(version);
+        assert_eq!(
+            c.results, n.results,
+            "{version:?}: non-blocking results differ"
+        );
+        assert_eq!(
+            c.wire, n.wire,
+            "{version:?}: the non-blocking face's frames differ"
+        );
         // The session really ran: every echo came back, 1809 was refused, and REKEY is
         // v2-only.
         let echoes: Vec<&Vec<u8>> = c
