@@ -659,10 +659,13 @@ impl Conn {
         Ok(n)
     }
 
-    /// Seals the PONG owed (see [`Conn::pong_ready`]) into `buf`.
-    pub fn seal_pong(&mut self, now: u32, buf: &mut [u8]) -> Result<usize, Error> {
+    /// Seals the PONG owed into `buf` when it may go now ([`Conn::pong_ready`]); its length.
+    pub fn owed_pong(&mut self, now: u32, buf: &mut [u8]) -> Option<usize> {
+        if !self.pong_ready() {
+            return None;
+        }
         self.flags &= !PONG_OWED;
-        self.seal(now, FrameType::Pong, &[], buf, false)
+        self.seal(now, FrameType::Pong, &[], buf, false).ok()
     }
 
     /// Starts a REKEY (v2) with a fresh random `salt`: seals the REKEY frame into `buf`
@@ -715,14 +718,16 @@ impl Conn {
     }
 
     /// Writes the control frame in flight again into `buf` (the same bytes: same seq, key
-    /// and empty plaintext).
-    pub fn reseal_inflight(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+    /// and empty plaintext) for its retransmission at `now` ([`Conn::resent`] done).
+    pub fn reseal_inflight(&mut self, now: u32, buf: &mut [u8]) -> Result<usize, Error> {
         let (ty, seq) = (self.infl_ty, self.infl_seq);
         if self.flags & (INFLIGHT | OWNED) != INFLIGHT {
             return Err(Error::InvalidArg);
         }
         let ty = FrameType::from_byte(ty, self.session.version()).ok_or(Error::InvalidArg)?;
-        self.session_mut()?.reseal_control(ty, seq, buf)
+        let n = self.session_mut()?.reseal_control(ty, seq, buf)?;
+        self.resent(now);
+        Ok(n)
     }
 
     /// The retransmission schedule of the frame in flight at `now`. When its attempts are

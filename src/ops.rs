@@ -176,11 +176,8 @@ fn drive(
             // Another task's frame: that task sends it again.
             None => Action::Sleep(1),
         },
-        Ok(TxPoll::Resend { owned: false }) => match c.reseal_inflight(b.small) {
-            Ok(n) => {
-                c.resent(now);
-                Action::Transmit(Out::Small(n))
-            }
+        Ok(TxPoll::Resend { owned: false }) => match c.reseal_inflight(now, b.small) {
+            Ok(n) => Action::Transmit(Out::Small(n)),
             Err(e) => Action::Done(Err(e)),
         },
         Ok(TxPoll::Wait(ms)) => {
@@ -315,11 +312,9 @@ impl SendOp {
                 }
                 S_FINISH => {
                     c.end_message();
-                    if c.pong_ready() {
-                        if let Ok(n) = c.seal_pong(now, b.small) {
-                            self.phase = S_PONG;
-                            return Action::Transmit(Out::Small(n));
-                        }
+                    if let Some(n) = c.owed_pong(now, b.small) {
+                        self.phase = S_PONG;
+                        return Action::Transmit(Out::Small(n));
                     }
                     return Action::Done(Ok(0));
                 }
@@ -576,21 +571,16 @@ impl RecvOp {
                         return self.finish(c, Err(e));
                     }
                     c.tick(now);
-                    if c.pong_ready() {
-                        if let Ok(n) = c.seal_pong(now, b.small) {
-                            return self.transmit(Out::Small(n), R_DUTIES);
-                        }
+                    if let Some(n) = c.owed_pong(now, b.small) {
+                        return self.transmit(Out::Small(n), R_DUTIES);
                     }
                     let dgram = c.session().is_some_and(|s| s.is_datagram());
                     let mut tx_wait = u32::MAX;
                     if !c.tx_free() && !c.inflight_owned() {
                         match c.tx_poll(now, t) {
                             Err(e) => return self.finish(c, Err(e)),
-                            Ok(TxPoll::Resend { .. }) => match c.reseal_inflight(b.small) {
-                                Ok(n) => {
-                                    c.resent(now);
-                                    return self.transmit(Out::Small(n), R_DUTIES);
-                                }
+                            Ok(TxPoll::Resend { .. }) => match c.reseal_inflight(now, b.small) {
+                                Ok(n) => return self.transmit(Out::Small(n), R_DUTIES),
                                 Err(e) => return self.finish(c, Err(e)),
                             },
                             Ok(TxPoll::Wait(ms)) => tx_wait = ms,
