@@ -28,8 +28,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "usmp.h"
-#include "usmp_transport.h"
+#include "client_util.h"
 
 static const char *g_host = "127.0.0.1";
 static int g_port = 0;
@@ -46,9 +45,7 @@ static atomic_int g_failed;
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return cu_now_us() / 1000u;
 }
 
 /* Message k: its length, and its bytes (the index, then a pattern of it). */
@@ -59,17 +56,11 @@ static size_t msg_len(int k)
     return mixed[k % (int)(sizeof mixed / sizeof mixed[0])];
 }
 
-static void msg_fill(int k, uint8_t *out, size_t n)
-{
-    for (size_t i = 0; i < n; i++) out[i] = (uint8_t)(k * 31 + (int)i * 7);
-    if (n >= 4) memcpy(out, &k, 4);
-}
-
 static int send_one(int k)
 {
     uint8_t m[USMP_MAX_MESSAGE_LEN];
     size_t n = msg_len(k);
-    msg_fill(k, m, n);
+    cu_msg_fill(k, m, n);
     return usmp_send(&g_ctx, m, (uint16_t)n);
 }
 
@@ -78,7 +69,7 @@ static int recv_one(int k)
 {
     uint8_t got[USMP_MAX_MESSAGE_LEN], want[USMP_MAX_MESSAGE_LEN];
     size_t n = msg_len(k);
-    msg_fill(k, want, n);
+    cu_msg_fill(k, want, n);
     uint64_t deadline = now_ms() + 30000u;
     while (now_ms() < deadline) {
         int r = usmp_recv(&g_ctx, got, sizeof got);
@@ -88,9 +79,8 @@ static int recv_one(int k)
             return -1;
         }
         if ((size_t)r != n || memcmp(got, want, n) != 0) {
-            int idx = -1;
-            if (r >= 4) memcpy(&idx, got, 4);
-            printf("FAIL: echo %d: got %d bytes (index %d), expected %zu\n", k, r, idx, n);
+            printf("FAIL: echo %d: got %d bytes (index %d), expected %zu\n", k, r,
+                   cu_msg_index(got, (size_t)r), n);
             return -1;
         }
         return 0;
@@ -137,16 +127,10 @@ int main(int argc, char **argv)
         return 2;
     }
     usmp_transport_t tr;
-    int rc = g_udp ? usmp_transport_udp_init(&tr, g_host, g_port)
-                   : usmp_transport_tcp_init(&tr, g_host, g_port);
-    if (rc != 0) {
-        printf("FAIL: transport init\n");
+    if (cu_dial(&tr, &g_ctx, g_host, g_port, g_udp, g_psk) != 0) {
         return 1;
     }
-    memset(&g_ctx, 0, sizeof g_ctx);
-    g_ctx.psk = (const uint8_t *)g_psk;
-    g_ctx.psk_len = strlen(g_psk);
-    rc = usmp_connect(&g_ctx, &tr);
+    int rc = usmp_connect(&g_ctx, &tr);
     if (rc != USMP_OK) {
         printf("FAIL: usmp_connect: %s\n", usmp_err_name(rc));
         return 1;

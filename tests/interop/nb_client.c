@@ -25,8 +25,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "usmp.h"
-#include "usmp_transport.h"
+#include "client_util.h"
 
 static const char *g_host = "127.0.0.1";
 static int g_port = 0;
@@ -44,38 +43,20 @@ static usmp_nb_t g_nb; /* the session's state between polls: static, as on a dev
 static uint8_t g_rx[USMP_MAX_MESSAGE_LEN];
 static uint8_t g_tx[USMP_MAX_MESSAGE_LEN];
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/* Message k: its length, and its bytes (the index, then a pattern of it). The first byte
- * is >= 0x80 so that no message looks like a gateway command ("cmd:"). */
 static size_t msg_len(int k)
 {
     static const size_t sizes[] = { 0, 1, 100, 452, 453, 904, 1000, 1356, 1807, 1808, 5 };
     return sizes[k % (int)(sizeof sizes / sizeof sizes[0])];
 }
 
-static void msg_fill(int k, uint8_t *out, size_t n)
-{
-    for (size_t i = 0; i < n; i++) out[i] = (uint8_t)(k * 31 + (int)i * 7);
-    if (n >= 4) memcpy(out, &k, 4);
-    if (n >= 1) out[0] |= 0x80;
-}
-
 static bool echo_ok(int k, const uint8_t *got, size_t n)
 {
     uint8_t want[USMP_MAX_MESSAGE_LEN];
     size_t len = msg_len(k);
-    msg_fill(k, want, len);
+    cu_msg_fill(k, want, len);
     if (n != len || memcmp(got, want, len) != 0) {
-        int idx = -1;
-        if (n >= 4) memcpy(&idx, got, 4);
-        idx &= 0x7FFFFFFF;
-        printf("FAIL: echo %d: got %zu bytes (index %d), expected %zu\n", k, n, idx, len);
+        printf("FAIL: echo %d: got %zu bytes (index %d), expected %zu\n", k, n, cu_msg_index(got, n),
+               len);
         return false;
     }
     return true;
@@ -105,30 +86,24 @@ int main(int argc, char **argv)
         return 2;
     }
     usmp_transport_t tr;
-    int rc = g_udp ? usmp_transport_udp_init(&tr, g_host, g_port)
-                   : usmp_transport_tcp_init(&tr, g_host, g_port);
-    if (rc != 0) {
-        printf("FAIL: transport init\n");
+    if (cu_dial(&tr, &g_ctx, g_host, g_port, g_udp, g_psk) != 0) {
         return 1;
     }
-    memset(&g_ctx, 0, sizeof g_ctx);
-    g_ctx.psk = (const uint8_t *)g_psk;
-    g_ctx.psk_len = strlen(g_psk);
     g_ctx.protocol_version = (uint8_t)g_version;
     g_ctx.keepalive_ms = g_keepalive_ms;
-    rc = usmp_nb_connect(&g_ctx, &g_nb, &tr, g_rx, sizeof g_rx);
+    int rc = usmp_nb_connect(&g_ctx, &g_nb, &tr, g_rx, sizeof g_rx);
     if (rc != USMP_OK) {
         printf("FAIL: usmp_nb_connect: %s\n", usmp_err_name(rc));
         return 1;
     }
 
     /* The superloop. */
-    uint64_t t0 = now_us(), deadline = t0 + (uint64_t)g_timeout_s * 1000000u;
+    uint64_t t0 = cu_now_us(), deadline = t0 + (uint64_t)g_timeout_s * 1000000u;
     uint64_t polls = 0, max_poll_us = 0;
     bool connected = false, sending = false, failed = false;
     int sent = 0, echoed = 0;
     while (!failed && echoed < g_count) {
-        if (now_us() > deadline) {
+        if (cu_now_us() > deadline) {
             printf("FAIL: timeout after %d s: sent=%d echoed=%d connected=%d\n", g_timeout_s,
                    sent, echoed, connected);
             failed = true;
@@ -136,7 +111,7 @@ int main(int argc, char **argv)
         }
         if (connected && !sending && sent < g_count) {
             size_t n = msg_len(sent);
-            msg_fill(sent, g_tx, n);
+            cu_msg_fill(sent, g_tx, n);
             rc = usmp_nb_send(&g_ctx, &g_nb, g_tx, (uint16_t)n);
             if (rc != USMP_OK) {
                 printf("FAIL: usmp_nb_send %d: %s\n", sent, usmp_err_name(rc));
@@ -146,9 +121,9 @@ int main(int argc, char **argv)
             sending = true;
         }
         usmp_event_t ev;
-        uint64_t p0 = now_us();
+        uint64_t p0 = cu_now_us();
         int kind = usmp_nb_poll(&g_ctx, &g_nb, &ev);
-        uint64_t dt = now_us() - p0;
+        uint64_t dt = cu_now_us() - p0;
         polls++;
         if (dt > max_poll_us) max_poll_us = dt;
         if (kind < 0) {
@@ -161,7 +136,7 @@ int main(int argc, char **argv)
             break;
         case USMP_EVENT_CONNECTED:
             printf("connected (wire v%d over %s, %.0f ms)\n", g_version, g_udp ? "UDP" : "TCP",
-                   (double)(now_us() - t0) / 1000.0);
+                   (double)(cu_now_us() - t0) / 1000.0);
             connected = true;
             break;
         case USMP_EVENT_SENT:
@@ -211,7 +186,7 @@ int main(int argc, char **argv)
     printf("NB sent=%d echoed=%d intact=%d polls=%llu max_poll_us=%llu seconds=%.1f "
            "retransmits=%u duplicates=%u rejected=%u bad_acks=%u\n",
            sent, echoed, echoed, (unsigned long long)polls, (unsigned long long)max_poll_us,
-           (double)(now_us() - t0) / 1e6, st.retransmits, st.duplicates, st.rejected,
+           (double)(cu_now_us() - t0) / 1e6, st.retransmits, st.duplicates, st.rejected,
            st.bad_acks);
     fflush(stdout);
     usmp_nb_close(&g_ctx, &g_nb);
