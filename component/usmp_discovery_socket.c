@@ -9,41 +9,13 @@
  * socket joins no group and never binds port 5353 (an mDNS responder of the application,
  * ESP-IDF's mdns component say, keeps that port to itself). The same code runs on POSIX
  * hosts, ESP-IDF's linux target and lwIP (ESP32): socket, bind, setsockopt
- * (IP_MULTICAST_TTL/LOOP/IF), sendto, select and recvfrom.
+ * (IP_MULTICAST_TTL/LOOP/IF), sendto, poll (select on lwIP) and recvfrom.
  *
  * SPDX-License-Identifier: Apache-2.0
  */
-#if defined(ESP_PLATFORM) && defined(__has_include)
-#if __has_include("sdkconfig.h")
-#include "sdkconfig.h"
-#endif
-#endif
-#if defined(ESP_PLATFORM) && !defined(CONFIG_IDF_TARGET_LINUX)
-#define USMP_SOCKETS_LWIP 1
-#endif
-
-#if !defined(USMP_SOCKETS_LWIP) && !defined(_POSIX_C_SOURCE)
-#define _POSIX_C_SOURCE 200809L /* select, inet_pton under -std=c99 */
-#endif
+#include "usmp_socket_internal.h"
 
 #include "usmp_discovery.h"
-
-#include <errno.h>
-#include <string.h>
-
-#ifdef USMP_SOCKETS_LWIP
-#include "lwip/inet.h"
-#include "lwip/sockets.h"
-#include <unistd.h>
-#else
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/select.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/types.h>
-#include <unistd.h>
-#endif
 
 #define MDNS_PORT 5353u
 #define MDNS_GROUP 0xE00000FBu /* 224.0.0.251 */
@@ -76,21 +48,15 @@ static int mdns_recv_timeout(usmp_transport_t *t, uint8_t *buf, size_t max_len,
                              uint32_t timeout_ms)
 {
     usmp_socket_ctx_t *c = mdns_ctx(t);
-    if (c == NULL || buf == NULL || max_len == 0 || c->sock >= FD_SETSIZE) {
+    if (c == NULL || buf == NULL || max_len == 0) {
         return -1;
     }
     uint32_t start = usmp_port_millis();
     for (;;) {
         uint32_t spent = usmp_port_millis() - start;
         uint32_t left = spent < timeout_ms ? timeout_ms - spent : 0;
-        fd_set fds;
-        struct timeval tv;
-        FD_ZERO(&fds);
-        FD_SET(c->sock, &fds);
-        tv.tv_sec = (time_t)(left / 1000u);
-        tv.tv_usec = (suseconds_t)((left % 1000u) * 1000u);
-        int rc = select(c->sock + 1, &fds, NULL, NULL, &tv);
-        if (rc < 0 && errno != EINTR) {
+        int rc = usmp_socket_wait(c->sock, WAIT_READ, left);
+        if (rc < 0) {
             return -1;
         }
         if (rc > 0) {

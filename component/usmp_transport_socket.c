@@ -15,46 +15,10 @@
  *
  * SPDX-License-Identifier: Apache-2.0
  */
-/* lwIP on the ESP chips; the host's own sockets everywhere else, ESP-IDF's linux target
- * included (lwIP there would need a tap interface). */
-#if defined(ESP_PLATFORM) && defined(__has_include)
-#if __has_include("sdkconfig.h")
-#include "sdkconfig.h"
-#endif
-#endif
-#if defined(ESP_PLATFORM) && !defined(CONFIG_IDF_TARGET_LINUX)
-#define USMP_SOCKETS_LWIP 1
-#endif
+#include "usmp_socket_internal.h"
 
-#if !defined(USMP_SOCKETS_LWIP) && !defined(_POSIX_C_SOURCE)
-#define _POSIX_C_SOURCE 200809L /* getaddrinfo, select, struct addrinfo under -std=c99 */
-#endif
-#if defined(__APPLE__) && !defined(_DARWIN_C_SOURCE)
-#define _DARWIN_C_SOURCE /* SO_NOSIGPIPE */
-#endif
-
-#include "usmp_transport.h"
-
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-
-#ifdef USMP_SOCKETS_LWIP
-#include "lwip/netdb.h"
-#include "lwip/sockets.h"
-#include <fcntl.h>
-#include <unistd.h>
-#else
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/types.h>
-#include <unistd.h>
-#endif
 
 /* A closed peer must give an error, not SIGPIPE. */
 #ifdef MSG_NOSIGNAL
@@ -70,7 +34,6 @@
 #define USMP_SOCK_CLOEXEC 0
 #endif
 
-typedef enum { WAIT_READ, WAIT_WRITE } wait_dir_t;
 
 static usmp_socket_ctx_t *ctx_of(const usmp_transport_t *t)
 {
@@ -97,55 +60,6 @@ static void fail_sock(usmp_socket_ctx_t *c)
     }
 }
 
-/* Waits until `sock` is readable/writable: 1 = ready, 0 = `timeout_ms` passed, -1 = error.
- * A signal does not restart the full wait: the time already spent is subtracted. poll()
- * has no limit on descriptor numbers (select's FD_SETSIZE is 1024 on Linux); lwIP's
- * sockets are few and small, and its select is the dependable call there. */
-static int wait_fd(int sock, wait_dir_t dir, uint32_t timeout_ms)
-{
-    if (sock < 0) {
-        return -1;
-    }
-    uint32_t start = usmp_port_millis();
-    uint32_t left = timeout_ms;
-    for (;;) {
-#ifdef USMP_SOCKETS_LWIP
-        if (sock >= FD_SETSIZE) {
-            return -1;
-        }
-        fd_set fds;
-        struct timeval tv;
-        FD_ZERO(&fds);
-        FD_SET(sock, &fds);
-        tv.tv_sec = (time_t)(left / 1000u);
-        tv.tv_usec = (suseconds_t)((left % 1000u) * 1000u);
-        int rc = select(sock + 1, dir == WAIT_READ ? &fds : NULL, dir == WAIT_WRITE ? &fds : NULL,
-                        NULL, &tv);
-#else
-        struct pollfd pfd;
-        pfd.fd = sock;
-        pfd.events = (short)(dir == WAIT_READ ? POLLIN : POLLOUT);
-        pfd.revents = 0;
-        int ms = left > (uint32_t)INT32_MAX ? INT32_MAX : (int)left;
-        int rc = poll(&pfd, 1, ms);
-#endif
-        if (rc > 0) {
-            return 1;
-        }
-        if (rc == 0) {
-            return 0;
-        }
-        if (errno != EINTR) {
-            return -1;
-        }
-        uint32_t spent = usmp_port_millis() - start;
-        if (spent >= timeout_ms) {
-            return 0;
-        }
-        left = timeout_ms - spent;
-    }
-}
-
 /* ----------------------------------------------------------------------------------- */
 /* usmp_transport_t callbacks                                                          */
 
@@ -158,7 +72,7 @@ static int tcp_send(usmp_transport_t *t, const uint8_t *data, size_t len)
     size_t sent = 0;
     while (sent < len) {
         /* A peer that stops reading must not block the device forever. */
-        int w = wait_fd(c->sock, WAIT_WRITE, (uint32_t)USMP_TRANSPORT_STALL_MS);
+        int w = usmp_socket_wait(c->sock, WAIT_WRITE, (uint32_t)USMP_TRANSPORT_STALL_MS);
         if (w <= 0) {
             fail_sock(c);
             return -1;
@@ -186,7 +100,7 @@ static int tcp_read_some(usmp_transport_t *t, uint8_t *buf, size_t max_len, uint
         return -1;
     }
     for (;;) {
-        int w = wait_fd(c->sock, WAIT_READ, wait_ms);
+        int w = usmp_socket_wait(c->sock, WAIT_READ, wait_ms);
         if (w == 0) {
             return 0;
         }
@@ -232,7 +146,7 @@ static int sock_available(usmp_transport_t *t)
     if (c == NULL || c->sock < 0) {
         return -1;
     }
-    return wait_fd(c->sock, WAIT_READ, 0);
+    return usmp_socket_wait(c->sock, WAIT_READ, 0);
 }
 
 static void sock_close(usmp_transport_t *t)
@@ -252,7 +166,7 @@ static int connect_bounded(int s, const struct sockaddr *addr, socklen_t len)
     int rc = connect(s, addr, len);
     if (rc != 0 && (errno == EINPROGRESS || errno == EINTR)) {
         rc = -1;
-        if (wait_fd(s, WAIT_WRITE, (uint32_t)USMP_TRANSPORT_CONNECT_TIMEOUT_MS) == 1) {
+        if (usmp_socket_wait(s, WAIT_WRITE, (uint32_t)USMP_TRANSPORT_CONNECT_TIMEOUT_MS) == 1) {
             int err = 0;
             socklen_t n = (socklen_t)sizeof err;
             if (getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &n) == 0 && err == 0) {
@@ -435,7 +349,7 @@ static int udp_recv_wait(usmp_transport_t *t, uint8_t *buf, size_t max_len, uint
     for (;;) {
         uint32_t spent = usmp_port_millis() - start;
         uint32_t left = (spent >= timeout_ms) ? 0u : timeout_ms - spent;
-        int w = wait_fd(c->sock, WAIT_READ, left);
+        int w = usmp_socket_wait(c->sock, WAIT_READ, left);
         if (w == 0) {
             return 0;
         }
