@@ -28,6 +28,12 @@ struct Faults {
 }
 
 impl Faults {
+    const NONE: Self = Self {
+        drop_every: 0,
+        dup_every: 0,
+        swap_every: 0,
+    };
+
     fn apply(&self, k: usize, d: Vec<u8>, q: &mut VecDeque<Vec<u8>>) {
         if self.drop_every > 0 && k % self.drop_every == self.drop_every - 1 {
             return;
@@ -498,47 +504,50 @@ fn clean_network_both_versions_with_cookie_round() {
     }
 }
 
+/// Loss, duplication and reordering each way: (device -> gateway, gateway -> device).
+const LOSSY: [(Faults, Faults); 4] = [
+    (
+        Faults {
+            drop_every: 3,
+            ..Faults::NONE
+        },
+        Faults::NONE,
+    ),
+    (
+        Faults::NONE,
+        Faults {
+            drop_every: 4,
+            ..Faults::NONE
+        },
+    ),
+    (
+        Faults {
+            dup_every: 2,
+            ..Faults::NONE
+        },
+        Faults {
+            dup_every: 3,
+            ..Faults::NONE
+        },
+    ),
+    (
+        Faults {
+            drop_every: 5,
+            dup_every: 3,
+            ..Faults::NONE
+        },
+        Faults {
+            drop_every: 6,
+            dup_every: 4,
+            swap_every: 5,
+        },
+    ),
+];
+
 #[test]
 fn lossy_duplicating_reordering_network_loses_nothing() {
     for v in [Version::V1, Version::V2] {
-        for (up, down) in [
-            (
-                Faults {
-                    drop_every: 3,
-                    ..Default::default()
-                },
-                Faults::default(),
-            ),
-            (
-                Faults::default(),
-                Faults {
-                    drop_every: 4,
-                    ..Default::default()
-                },
-            ),
-            (
-                Faults {
-                    dup_every: 2,
-                    ..Default::default()
-                },
-                Faults {
-                    dup_every: 3,
-                    ..Default::default()
-                },
-            ),
-            (
-                Faults {
-                    drop_every: 5,
-                    dup_every: 3,
-                    ..Default::default()
-                },
-                Faults {
-                    drop_every: 6,
-                    dup_every: 4,
-                    swap_every: 5,
-                },
-            ),
-        ] {
+        for (up, down) in LOSSY {
             let mut g = Gw::new(v);
             g.up = up;
             g.down = down;
@@ -998,21 +1007,7 @@ fn nb_connected(g: &mut Gw) -> (Box<usmp_t>, Box<usmp_nb_t>, Vec<u8>) {
 #[test]
 fn nb_lossy_network_delivers_every_message_once_in_order_and_no_call_waits() {
     for v in [Version::V1, Version::V2] {
-        for (up, down) in [
-            (Faults::default(), Faults::default()),
-            (
-                Faults {
-                    drop_every: 5,
-                    dup_every: 3,
-                    ..Default::default()
-                },
-                Faults {
-                    drop_every: 6,
-                    dup_every: 4,
-                    swap_every: 5,
-                },
-            ),
-        ] {
+        for (up, down) in [(Faults::NONE, Faults::NONE), LOSSY[3]] {
             let mut g = Gw::new(v);
             g.up = up;
             g.down = down;
