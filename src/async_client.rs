@@ -19,7 +19,7 @@ use crate::client::{client_accessors, client_struct, Config, Stream};
 use crate::conn::{Conn, Reply, Stats, Timing, SMALL_FRAME};
 use crate::frame::{self, FrameType, MAX_FRAME};
 use crate::ops::{
-    self, in_buf, out_bytes, Action, Bufs, ConnectOp, ControlOp, Input, Op, RecvOp, SendOp,
+    self, in_buf, out_bytes, Action, Bufs, ConnectOp, ControlOp, Env, Input, Op, RecvOp, SendOp,
     NO_MESSAGE,
 };
 use crate::session::REKEY_SALT_LEN;
@@ -120,7 +120,14 @@ impl<'a, T: AsyncTransport, R: RngCore + CryptoRng, C: AsyncClock> AsyncClient<'
         let mut reply = Reply::new();
         loop {
             let now = self.clock.now_ms();
-            input = match op.step(&mut self.conn, now, timing, b, input, &mut reply) {
+            let mut x = Env {
+                c: &mut self.conn,
+                now,
+                t: timing,
+                b,
+                reply: &mut reply,
+            };
+            input = match op.step(&mut x, input) {
                 Action::Transmit(out) => {
                     let bytes = out_bytes(out, b, &reply);
                     Input::Sent(self.transport.send(bytes).await.is_ok())

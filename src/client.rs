@@ -12,7 +12,7 @@ use crate::conn::{Conn, Reply, Stats, Timing, SMALL_FRAME};
 use crate::frame::{self, FrameType, MAX_FRAME};
 use crate::handshake::DEVICE_ID_LEN;
 use crate::ops::{
-    self, in_buf, out_bytes, Action, Bufs, ConnectOp, ControlOp, Input, Op, RecvOp, SendOp,
+    self, in_buf, out_bytes, Action, Bufs, ConnectOp, ControlOp, Env, Input, Op, RecvOp, SendOp,
     NO_MESSAGE,
 };
 use crate::scrub::{scrub_stack, scrub_stack_connect};
@@ -261,7 +261,14 @@ impl<'a, T: Transport, R: RngCore + CryptoRng, C: Clock> Client<'a, T, R, C> {
         let mut reply = Reply::new();
         loop {
             let now = self.clock.now_ms();
-            input = match op.step(&mut self.conn, now, timing, b, input, &mut reply) {
+            let mut x = Env {
+                c: &mut self.conn,
+                now,
+                t: timing,
+                b,
+                reply: &mut reply,
+            };
+            input = match op.step(&mut x, input) {
                 Action::Transmit(out) => {
                     Input::Sent(self.transport.send(out_bytes(out, b, &reply)).is_ok())
                 }

@@ -49,6 +49,16 @@ pub(crate) struct Bufs<'b> {
     pub small: &'b mut [u8],
 }
 
+/// What a step of an operation works on: the connection, the time, the retransmission
+/// settings, the operation's buffers and the acknowledgement (UTACK) it may have to send.
+pub(crate) struct Env<'e, 'b> {
+    pub c: &'e mut Conn,
+    pub now: u32,
+    pub t: Timing,
+    pub b: &'e mut Bufs<'b>,
+    pub reply: &'e mut Reply,
+}
+
 /// What to transmit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Out {
@@ -131,60 +141,50 @@ pub(crate) fn reenter(c: &mut Conn) {
 
 /// Waiting for the frame in flight to be acknowledged: one step. `owned`: this operation
 /// holds that frame (where, as an [`Out`]). `None`: nothing is in flight any more.
-#[allow(clippy::too_many_arguments)]
-fn drive(
-    c: &mut Conn,
-    now: u32,
-    t: Timing,
-    b: &mut Bufs<'_>,
-    reply: &mut Reply,
-    owned: Option<Out>,
-    input: Input,
-    exclusive: bool,
-) -> Option<Action> {
+fn drive(x: &mut Env<'_, '_>, owned: Option<Out>, input: Input, exclusive: bool) -> Option<Action> {
     match input {
         Input::Received(n) => {
-            c.face.role = ROLE_NONE;
-            let d = b.small.get_mut(..n)?;
-            if let Err(e) = c.on_input(now, d, None, reply) {
-                if !c.is_established() {
+            x.c.face.role = ROLE_NONE;
+            let d = x.b.small.get_mut(..n)?;
+            if let Err(e) = x.c.on_input(x.now, d, None, x.reply) {
+                if !x.c.is_established() {
                     return Some(Action::Done(Err(e)));
                 }
             }
-            if !reply.bytes().is_empty() {
+            if !x.reply.bytes().is_empty() {
                 return Some(Action::Transmit(Out::Reply));
             }
         }
-        Input::Nothing => c.face.role = ROLE_NONE,
+        Input::Nothing => x.c.face.role = ROLE_NONE,
         Input::Closed | Input::Broken | Input::Sent(false) => {
-            c.face.role = ROLE_NONE;
-            return Some(broken(c));
+            x.c.face.role = ROLE_NONE;
+            return Some(broken(x.c));
         }
         _ => {}
     }
-    if let Err(e) = live(c, exclusive) {
+    if let Err(e) = live(x.c, exclusive) {
         return Some(Action::Done(Err(e)));
     }
-    Some(match c.tx_poll(now, t) {
+    Some(match x.c.tx_poll(x.now, x.t) {
         Err(e) => Action::Done(Err(e)),
         Ok(TxPoll::Idle | TxPoll::Acked) => return None,
         Ok(TxPoll::Resend { owned: true }) => match owned {
             Some(out) => {
-                c.resent(now);
+                x.c.resent(x.now);
                 Action::Transmit(out)
             }
             // Another task's frame: that task sends it again.
             None => Action::Sleep(1),
         },
-        Ok(TxPoll::Resend { owned: false }) => match c.reseal_inflight(now, b.small) {
+        Ok(TxPoll::Resend { owned: false }) => match x.c.reseal_inflight(x.now, x.b.small) {
             Ok(n) => Action::Transmit(Out::Small(n)),
             Err(e) => Action::Done(Err(e)),
         },
         Ok(TxPoll::Wait(ms)) => {
             // Under the non-blocking API the receive alone reads (a sender that read a
             // DATA datagram would have to leave it unacknowledged).
-            if c.face.role == ROLE_NONE && c.face.flags & (RX_WANTED | NONBLOCKING) == 0 {
-                c.face.role = ROLE_SENDER;
+            if x.c.face.role == ROLE_NONE && x.c.face.flags & (RX_WANTED | NONBLOCKING) == 0 {
+                x.c.face.role = ROLE_SENDER;
                 Action::Receive {
                     small: true,
                     wait: Some(ms.min(SLICE_MS)),
@@ -198,26 +198,19 @@ fn drive(
 
 /// Waiting until a new frame may be sealed: nothing in flight (a control frame left in
 /// flight by an earlier call is driven to its end here) and no message being sent.
-fn acquire(
-    c: &mut Conn,
-    now: u32,
-    t: Timing,
-    b: &mut Bufs<'_>,
-    reply: &mut Reply,
-    input: Input,
-) -> Option<Action> {
-    if let Err(e) = live(c, false) {
+fn acquire(x: &mut Env<'_, '_>, input: Input) -> Option<Action> {
+    if let Err(e) = live(x.c, false) {
         return Some(Action::Done(Err(e)));
     }
-    if !c.tx_free() {
-        if c.inflight_owned() {
+    if !x.c.tx_free() {
+        if x.c.inflight_owned() {
             return Some(Action::Sleep(1));
         }
-        if let Some(a) = drive(c, now, t, b, reply, None, input, false) {
+        if let Some(a) = drive(x, None, input, false) {
             return Some(a);
         }
     }
-    if c.sending_message() {
+    if x.c.sending_message() {
         return Some(Action::Sleep(1));
     }
     None
@@ -244,25 +237,15 @@ pub(crate) struct SendOp {
 }
 
 impl SendOp {
-    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
-    pub(crate) fn step(
-        &mut self,
-        c: &mut Conn,
-        now: u32,
-        t: Timing,
-        b: &mut Bufs<'_>,
-        mut input: Input,
-        reply: &mut Reply,
-        msg: &[u8],
-    ) -> Action {
+    pub(crate) fn step(&mut self, x: &mut Env<'_, '_>, mut input: Input, msg: &[u8]) -> Action {
         loop {
             match self.phase {
                 S_ACQUIRE => {
-                    if let Some(a) = acquire(c, now, t, b, reply, input) {
+                    if let Some(a) = acquire(x, input) {
                         return a;
                     }
-                    match c.begin_message(msg.len()) {
+                    match x.c.begin_message(msg.len()) {
                         Ok(f) => self.frames = f as u8,
                         Err(e) => return Action::Done(Err(e)),
                     }
@@ -271,24 +254,24 @@ impl SendOp {
                 }
                 S_SEAL => {
                     let (ty, chunk) = fragment(msg, usize::from(self.next), self.frames.into());
-                    return match c.seal(now, ty, chunk, b.frame, true) {
+                    return match x.c.seal(x.now, ty, chunk, x.b.frame, true) {
                         Ok(n) => {
                             self.n = n as u16;
                             self.phase = S_SENT;
                             Action::Transmit(Out::Frame(n))
                         }
                         Err(e) => {
-                            c.end_message();
+                            x.c.end_message();
                             Action::Done(Err(e))
                         }
                     };
                 }
                 S_SENT => {
                     if !matches!(input, Input::Sent(true)) {
-                        return broken(c);
+                        return broken(x.c);
                     }
                     self.next += 1;
-                    self.phase = if c.session().is_some_and(|s| s.is_datagram()) {
+                    self.phase = if x.c.session().is_some_and(|s| s.is_datagram()) {
                         S_DRIVE
                     } else if self.next < self.frames {
                         S_SEAL
@@ -298,9 +281,9 @@ impl SendOp {
                 }
                 S_DRIVE => {
                     let own = Some(Out::Frame(usize::from(self.n)));
-                    if let Some(a) = drive(c, now, t, b, reply, own, input, false) {
+                    if let Some(a) = drive(x, own, input, false) {
                         if let Action::Done(_) = a {
-                            c.end_message();
+                            x.c.end_message();
                         }
                         return a;
                     }
@@ -311,8 +294,8 @@ impl SendOp {
                     };
                 }
                 S_FINISH => {
-                    c.end_message();
-                    if let Some(n) = c.owed_pong(now, b.small) {
+                    x.c.end_message();
+                    if let Some(n) = x.c.owed_pong(x.now, x.b.small) {
                         self.phase = S_PONG;
                         return Action::Transmit(Out::Small(n));
                     }
@@ -322,7 +305,7 @@ impl SendOp {
                     // The PONG after the message: it stays in flight for whoever comes next;
                     // the message itself was delivered.
                     if matches!(input, Input::Sent(false)) {
-                        c.end();
+                        x.c.end();
                     }
                     return Action::Done(Ok(0));
                 }
@@ -381,36 +364,28 @@ impl ControlOp {
     }
 
     #[inline(never)]
-    pub(crate) fn step(
-        &mut self,
-        c: &mut Conn,
-        now: u32,
-        t: Timing,
-        b: &mut Bufs<'_>,
-        input: Input,
-        reply: &mut Reply,
-    ) -> Action {
+    pub(crate) fn step(&mut self, x: &mut Env<'_, '_>, input: Input) -> Action {
         let rekey = self.ty == FrameType::Rekey as u8;
         match self.phase {
             C_ACQUIRE => {
                 if self.exclusive == 0 {
-                    if let Some(a) = acquire(c, now, t, b, reply, input) {
+                    if let Some(a) = acquire(x, input) {
                         return a;
                     }
-                } else if !c.is_established() {
+                } else if !x.c.is_established() {
                     return Action::Done(Err(Error::NotConnected));
                 } else {
-                    c.forget_inflight();
+                    x.c.forget_inflight();
                 }
                 let sealed = if rekey {
-                    c.seal_rekey(now, &self.salt, b.frame).map(Out::Frame)
+                    x.c.seal_rekey(x.now, &self.salt, x.b.frame).map(Out::Frame)
                 } else {
                     let ty = if self.ty == FrameType::Bye as u8 {
                         FrameType::Bye
                     } else {
                         FrameType::Ping
                     };
-                    c.seal(now, ty, &[], b.small, false).map(Out::Small)
+                    x.c.seal(x.now, ty, &[], x.b.small, false).map(Out::Small)
                 };
                 zeroize::Zeroize::zeroize(&mut self.salt);
                 match sealed {
@@ -426,24 +401,22 @@ impl ControlOp {
             }
             C_SENT => {
                 if !matches!(input, Input::Sent(true)) {
-                    return broken(c);
+                    return broken(x.c);
                 }
-                if !c.session().is_some_and(|s| s.is_datagram()) {
+                if !x.c.session().is_some_and(|s| s.is_datagram()) {
                     return Action::Done(Ok(0));
                 }
                 self.phase = C_DRIVE;
-                self.step(c, now, t, b, Input::None, reply)
+                self.step(x, Input::None)
             }
             _ => {
                 let own = rekey.then_some(Out::Frame(usize::from(self.n)));
-                let t = if self.exclusive != 0 {
-                    // BYE is best-effort: one attempt.
-                    Timing { attempts: 1, ..t }
-                } else {
-                    t
-                };
                 let exclusive = self.exclusive != 0;
-                drive(c, now, t, b, reply, own, input, exclusive).unwrap_or(Action::Done(Ok(0)))
+                if exclusive {
+                    // BYE is best-effort: one attempt.
+                    x.t.attempts = 1;
+                }
+                drive(x, own, input, exclusive).unwrap_or(Action::Done(Ok(0)))
             }
         }
     }
@@ -514,44 +487,34 @@ impl RecvOp {
     }
 
     /// One step; `out` is the message buffer (the same one for every step of a receive).
-    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
-    pub(crate) fn step(
-        &mut self,
-        c: &mut Conn,
-        now: u32,
-        t: Timing,
-        b: &mut Bufs<'_>,
-        mut input: Input,
-        reply: &mut Reply,
-        out: &mut [u8],
-    ) -> Action {
+    pub(crate) fn step(&mut self, x: &mut Env<'_, '_>, mut input: Input, out: &mut [u8]) -> Action {
         loop {
             match self.phase {
                 R_CLAIM => {
-                    if let Err(e) = live(c, false) {
+                    if let Err(e) = live(x.c, false) {
                         return Action::Done(Err(e));
                     }
-                    match c.face.role {
+                    match x.c.face.role {
                         ROLE_NONE => {
-                            c.face.role = ROLE_RECEIVER;
-                            c.face.flags &= !RX_WANTED;
-                            self.start = now;
+                            x.c.face.role = ROLE_RECEIVER;
+                            x.c.face.flags &= !RX_WANTED;
+                            self.start = x.now;
                             self.flags = 0;
                             self.extra = 0;
                             self.phase = R_DUTIES;
                         }
                         ROLE_RECEIVER => return Action::Done(Err(Error::Busy)),
                         _ => {
-                            c.face.flags |= RX_WANTED;
+                            x.c.face.flags |= RX_WANTED;
                             return Action::Sleep(1);
                         }
                     }
                 }
                 R_SENT => {
                     if !matches!(input, Input::Sent(true)) {
-                        c.face.role = ROLE_NONE;
-                        let a = broken(c);
+                        x.c.face.role = ROLE_NONE;
+                        let a = broken(x.c);
                         self.phase = R_CLAIM;
                         return a;
                     }
@@ -565,24 +528,26 @@ impl RecvOp {
                         } else {
                             Ok(self.result as u32 as usize)
                         };
-                        return self.finish(c, r);
+                        return self.finish(x.c, r);
                     }
-                    if let Err(e) = live(c, false) {
-                        return self.finish(c, Err(e));
+                    if let Err(e) = live(x.c, false) {
+                        return self.finish(x.c, Err(e));
                     }
-                    c.tick(now);
-                    if let Some(n) = c.owed_pong(now, b.small) {
+                    x.c.tick(x.now);
+                    if let Some(n) = x.c.owed_pong(x.now, x.b.small) {
                         return self.transmit(Out::Small(n), R_DUTIES);
                     }
-                    let dgram = c.session().is_some_and(|s| s.is_datagram());
+                    let dgram = x.c.session().is_some_and(|s| s.is_datagram());
                     let mut tx_wait = u32::MAX;
-                    if !c.tx_free() && !c.inflight_owned() {
-                        match c.tx_poll(now, t) {
-                            Err(e) => return self.finish(c, Err(e)),
-                            Ok(TxPoll::Resend { .. }) => match c.reseal_inflight(now, b.small) {
-                                Ok(n) => return self.transmit(Out::Small(n), R_DUTIES),
-                                Err(e) => return self.finish(c, Err(e)),
-                            },
+                    if !x.c.tx_free() && !x.c.inflight_owned() {
+                        match x.c.tx_poll(x.now, x.t) {
+                            Err(e) => return self.finish(x.c, Err(e)),
+                            Ok(TxPoll::Resend { .. }) => {
+                                match x.c.reseal_inflight(x.now, x.b.small) {
+                                    Ok(n) => return self.transmit(Out::Small(n), R_DUTIES),
+                                    Err(e) => return self.finish(x.c, Err(e)),
+                                }
+                            }
                             Ok(TxPoll::Wait(ms)) => tx_wait = ms,
                             Ok(_) => continue,
                         }
@@ -592,21 +557,21 @@ impl RecvOp {
                         self.phase = R_AVAILABLE;
                         return Action::Available;
                     }
-                    let wait = if c.reassembling() {
-                        let spent = now.wrapping_sub(self.msg_start);
+                    let wait = if x.c.reassembling() {
+                        let spent = x.now.wrapping_sub(self.msg_start);
                         if spent >= REASSEMBLY_TIMEOUT_MS {
-                            c.end();
-                            return self.finish(c, Err(Error::Timeout));
+                            x.c.end();
+                            return self.finish(x.c, Err(Error::Timeout));
                         }
                         Some(REASSEMBLY_TIMEOUT_MS - spent)
                     } else {
-                        let spent = now.wrapping_sub(self.start);
+                        let spent = x.now.wrapping_sub(self.start);
                         let over = spent >= self.budget_ms;
                         if over && (dgram || self.bounded != 0) && self.flags & R_READ != 0 {
                             // Past the budget: only what is already there, a few more.
                             self.extra = self.extra.saturating_add(1);
                             if self.extra > MAX_AFTER_BUDGET {
-                                return self.finish(c, Ok(NO_MESSAGE));
+                                return self.finish(x.c, Ok(NO_MESSAGE));
                             }
                         }
                         // A bounded receive, or a datagram one past its budget (junk kept
@@ -633,7 +598,7 @@ impl RecvOp {
                 R_AVAILABLE => {
                     self.phase = R_DUTIES;
                     if matches!(input, Input::Available(Some(false))) {
-                        return self.finish(c, Ok(NO_MESSAGE));
+                        return self.finish(x.c, Ok(NO_MESSAGE));
                     }
                 }
                 _ => {
@@ -643,22 +608,22 @@ impl RecvOp {
                         Input::Nothing => {
                             // The transport's own wait ended with nothing (as in the
                             // original), or the budget is spent.
-                            let spent = now.wrapping_sub(self.start) >= self.budget_ms;
+                            let spent = x.now.wrapping_sub(self.start) >= self.budget_ms;
                             let own = self.flags & R_TIMED == 0 && self.bounded == 0;
-                            if !c.reassembling() && (own || spent) {
-                                return self.finish(c, Ok(NO_MESSAGE));
+                            if !x.c.reassembling() && (own || spent) {
+                                return self.finish(x.c, Ok(NO_MESSAGE));
                             }
                         }
                         Input::Received(n) => {
-                            let was = c.reassembling();
-                            let Some(d) = b.frame.get_mut(..n) else {
-                                c.face.role = ROLE_NONE;
+                            let was = x.c.reassembling();
+                            let Some(d) = x.b.frame.get_mut(..n) else {
+                                x.c.face.role = ROLE_NONE;
                                 self.phase = R_CLAIM;
-                                return broken(c);
+                                return broken(x.c);
                             };
-                            let r = c.on_input(now, d, Some(out), reply);
-                            if !was && c.reassembling() {
-                                self.msg_start = now;
+                            let r = x.c.on_input(x.now, d, Some(out), x.reply);
+                            if !was && x.c.reassembling() {
+                                self.msg_start = x.now;
                             }
                             let result = match r {
                                 Ok(Got::Message(n)) => Some(n as i32),
@@ -673,15 +638,15 @@ impl RecvOp {
                                 self.result = code;
                                 self.flags |= R_HAS_RESULT;
                             }
-                            if !reply.bytes().is_empty() {
+                            if !x.reply.bytes().is_empty() {
                                 return self.transmit(Out::Reply, R_DUTIES);
                             }
                         }
                         _ => {
                             // The transport closed or broke.
-                            c.face.role = ROLE_NONE;
+                            x.c.face.role = ROLE_NONE;
                             self.phase = R_CLAIM;
-                            return broken(c);
+                            return broken(x.c);
                         }
                     }
                 }
@@ -732,19 +697,9 @@ impl ConnectOp {
             .start(version, psk, device_id, secret, datagram, now)
     }
 
-    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
-    pub(crate) fn step(
-        &mut self,
-        c: &mut Conn,
-        now: u32,
-        t: Timing,
-        b: &mut Bufs<'_>,
-        input: Input,
-        reply: &mut Reply,
-        psk: &[u8],
-    ) -> Action {
-        match self.connect_step(c, now, t, psk, b, input, reply) {
+    pub(crate) fn step(&mut self, x: &mut Env<'_, '_>, input: Input, psk: &[u8]) -> Action {
+        match self.connect_step(x, psk, input) {
             Action::Done(Err(e)) => {
                 self.hs.wipe();
                 Action::Done(Err(e))
@@ -753,40 +708,30 @@ impl ConnectOp {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn connect_step(
-        &mut self,
-        c: &mut Conn,
-        now: u32,
-        t: Timing,
-        psk: &[u8],
-        b: &mut Bufs<'_>,
-        input: Input,
-        reply: &mut Reply,
-    ) -> Action {
+    fn connect_step(&mut self, x: &mut Env<'_, '_>, psk: &[u8], input: Input) -> Action {
         match input {
             Input::Sent(false) => return Action::Done(Err(Error::TransportFailed)),
             Input::Closed => {
-                return Action::Done(Err(match self.hs.check_deadline(now) {
+                return Action::Done(Err(match self.hs.check_deadline(x.now) {
                     Err(e) => e,
                     Ok(()) => self.hs.on_hangup(),
                 }))
             }
             Input::Broken => return Action::Done(Err(Error::TransportFailed)),
             Input::Received(n) => {
-                let Some(d) = b.small.get(..n) else {
+                let Some(d) = x.b.small.get(..n) else {
                     return Action::Done(Err(Error::TransportFailed));
                 };
-                match self.hs.on_input(now, psk, d, reply, c.stats_mut()) {
+                match self.hs.on_input(x.now, psk, d, x.reply, x.c.stats_mut()) {
                     Err(e) => return Action::Done(Err(e)),
                     Ok(HsEvent::Established(s)) => {
                         self.hs.wipe();
-                        c.establish(s, self.datagram != 0, now);
+                        x.c.establish(s, self.datagram != 0, x.now);
                         self.done = 1;
                     }
                     Ok(HsEvent::Nothing) => {}
                 }
-                if !reply.bytes().is_empty() {
+                if !x.reply.bytes().is_empty() {
                     return Action::Transmit(Out::Reply);
                 }
             }
@@ -795,15 +740,18 @@ impl ConnectOp {
         if self.done != 0 {
             return Action::Done(Ok(0));
         }
-        if let Err(e) = self.hs.check_deadline(now) {
+        if let Err(e) = self.hs.check_deadline(x.now) {
             return Action::Done(Err(e));
         }
-        match self.hs.poll_transmit(now, t, psk, b.small, c.stats_mut()) {
+        match self
+            .hs
+            .poll_transmit(x.now, x.t, psk, x.b.small, x.c.stats_mut())
+        {
             Err(e) => Action::Done(Err(e)),
             Ok(Some(n)) => Action::Transmit(Out::Small(n)),
             Ok(None) => Action::Receive {
                 small: true,
-                wait: Some(self.hs.timeout(now, t)),
+                wait: Some(self.hs.timeout(x.now, x.t)),
             },
         }
     }
@@ -824,20 +772,12 @@ pub(crate) enum Op<'o, 'd> {
 
 impl Op<'_, '_> {
     /// One step of the operation (see [`Action`]).
-    pub(crate) fn step(
-        &mut self,
-        c: &mut Conn,
-        now: u32,
-        t: Timing,
-        b: &mut Bufs<'_>,
-        input: Input,
-        reply: &mut Reply,
-    ) -> Action {
+    pub(crate) fn step(&mut self, x: &mut Env<'_, '_>, input: Input) -> Action {
         match self {
-            Op::Connect(op, psk) => op.step(c, now, t, b, input, reply, psk),
-            Op::Send(op, msg) => op.step(c, now, t, b, input, reply, msg),
-            Op::Recv(op, out) => op.step(c, now, t, b, input, reply, out),
-            Op::Control(op) => op.step(c, now, t, b, input, reply),
+            Op::Connect(op, psk) => op.step(x, input, psk),
+            Op::Send(op, msg) => op.step(x, input, msg),
+            Op::Recv(op, out) => op.step(x, input, out),
+            Op::Control(op) => op.step(x, input),
         }
     }
 }

@@ -21,7 +21,7 @@ use super::{
 use crate::conn::{Conn, Reply, Timing};
 use crate::frame::StreamReader;
 use crate::handshake::DEVICE_ID_LEN;
-use crate::ops::{in_buf, out_bytes, Action, Bufs, Input, Op, NONBLOCKING, TRANSITION};
+use crate::ops::{in_buf, out_bytes, Action, Bufs, Env, Input, Op, NONBLOCKING, TRANSITION};
 use crate::{Error, Version};
 
 const _: () = assert!(size_of::<Conn>() <= size_of::<[u64; USMP_OPAQUE_WORDS]>());
@@ -479,7 +479,14 @@ impl Ctx {
         for _ in 0..MAX_STEPS {
             let l = self.lock();
             let now = clock.now();
-            let action = op.step(l.conn, now, timing, b, input, &mut reply);
+            let mut x = Env {
+                c: l.conn,
+                now,
+                t: timing,
+                b,
+                reply: &mut reply,
+            };
+            let action = op.step(&mut x, input);
             input = match action {
                 Action::Transmit(out) => Input::Sent(self.send(out_bytes(out, b, &reply)).is_ok()),
                 Action::Available => Input::Available(self.available()),

@@ -25,8 +25,8 @@ use super::{
 use crate::conn::{Reply, SMALL_FRAME};
 use crate::frame::{FrameType, StreamReader, MAX_FRAME};
 use crate::ops::{
-    in_buf, out_bytes, Action, Bufs, ConnectOp, ControlOp, Input, Op, RecvOp, SendOp, NONBLOCKING,
-    NO_MESSAGE,
+    in_buf, out_bytes, Action, Bufs, ConnectOp, ControlOp, Env, Input, Op, RecvOp, SendOp,
+    NONBLOCKING, NO_MESSAGE,
 };
 use crate::scrub::scrub_stack_connect;
 use crate::session::{MAX_MESSAGE, REKEY_SALT_LEN};
@@ -543,7 +543,14 @@ fn run(c: Ctx, n: &mut Nb, which: usize, clock: &mut Clock) -> Option<Result<usi
     for _ in 0..MAX_STEPS {
         let l = c.lock();
         let now = clock.now();
-        let action = op.step(l.conn, now, timing, &mut b, input, &mut reply);
+        let mut x = Env {
+            c: l.conn,
+            now,
+            t: timing,
+            b: &mut b,
+            reply: &mut reply,
+        };
+        let action = op.step(&mut x, input);
         input = match action {
             Action::Transmit(out) => Input::Sent(c.send(out_bytes(out, &b, &reply)).is_ok()),
             Action::Available => Input::Available(c.available()),
@@ -825,14 +832,14 @@ unsafe fn nb_close(ctx: *mut usmp_t, nb: *mut usmp_nb_t) -> Result<(), Error> {
         };
         let mut reply = Reply::new();
         let l = c.lock();
-        if let Action::Transmit(out) = Op::Control(&mut op).step(
-            l.conn,
-            Clock::new().now(),
-            c.timing(),
-            &mut b,
-            Input::None,
-            &mut reply,
-        ) {
+        let mut x = Env {
+            c: l.conn,
+            now: Clock::new().now(),
+            t: c.timing(),
+            b: &mut b,
+            reply: &mut reply,
+        };
+        if let Action::Transmit(out) = Op::Control(&mut op).step(&mut x, Input::None) {
             let _ = c.send(out_bytes(out, &b, &reply));
         }
     }
