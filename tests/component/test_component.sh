@@ -41,20 +41,8 @@ work=${USMP_COMPONENT_TMP:-$(mktemp -d /tmp/usmp-component.XXXXXX)}
 mkdir -p "$work"
 [ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$*"; }
-bad() { failed=$((failed + 1)); printf 'FAIL %s\n' "$*"; }
-check() { # check "description" command...
-  local what=$1
-  shift
-  if "$@" >"$work/last.log" 2>&1; then ok "$what"; else bad "$what"; sed 's/^/     /' "$work/last.log" | tail -30; fi
-}
-step() { printf '\n--- %s\n' "$*"; }
-gen=(-G Ninja)
-command -v ninja >/dev/null || gen=()
-
-version=$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
+# shellcheck source=tests/component/checks.sh
+. tests/component/checks.sh
 
 # --- 1. The archive -------------------------------------------------------------------------
 step "pack the component archive (compote, prebuilt RISC-V cores)"
