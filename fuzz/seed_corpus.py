@@ -67,7 +67,7 @@ def session_frames(v, sender):
 
 
 seeds = {t: set() for t in ("frame", "handshake", "responder", "session_raw", "session_keyed", "datagram", "capi", "ota",
-                             "discovery", "cobs")}
+                             "discovery", "cobs", "interleave")}
 
 all_frames = []
 for path in sorted(glob.glob(os.path.join(VEC, "v*", "*.json"))):
@@ -176,6 +176,47 @@ for vi in (0, 1):
             seeds["capi"].add(bytes([cfg, 0]) + p)
         seeds["capi"].add(bytes([vi, 3]) + p)
 
+
+# interleave: cfg0, cfg1, then operations (fuzz/src/targets/interleave.rs, `run`). cfg0: bit 0
+# v1, bit 1 datagram, bit 2 ack before auth, bit 3 echo, bit 4 cookie; cfg1: bits 0-1 attempts
+# (30), bits 3-4 keepalive.
+P1, P8 = b"\x00", b"\xe0"             # 1 poll, 8 polls
+LEN = lambda n: b"\x06" + struct.pack("<H", n)  # an exact message length (0..1808)
+NB_SEND = lambda n: b"\x06" + LEN(n)
+NB_PING, NB_REKEY = b"\x08", b"\x09"
+GW_SEND = lambda n: b"\x0a" + LEN(n)
+GW_PING, GW_PONG, GW_BYE = b"\x0c\x00", b"\x0c\x01", b"\x0c\x03"
+GW_REKEY = b"\x0c\x02" + bytes(range(0x40, 0x60))
+FAULT = lambda up, kind: b"\x0d" + bytes([(kind << 1) | (0 if up else 1)])  # 0 drop 1 dup 2 hold 3 fail
+FORGE = lambda kind, pick: b"\x0e" + bytes([kind, pick])
+RELEASE_UP, RELEASE_DOWN = b"\x0f\x00\x00\x00", b"\x0f\x01\x00\x00"
+DELIVER = lambda k: b"\x0f\x00" + struct.pack("<H", k)  # stream: stall, then k more bytes
+UNSTALL = b"\x0f\x01\x00\x00"
+CLOCK = lambda i: b"\x10" + bytes([i])  # STEPS_MS[i]: 1 5 20 50 100 250 500 1000 2000 5000 ...
+NB_CLOSE, CLOSE, RECONNECT = b"\x12\x00", b"\x12\x01", b"\x12\x03"
+UP = P8 * 3                            # enough polls for the handshake
+interleave = [
+    UP + NB_SEND(11) + P8 + GW_SEND(5) + P8,
+    UP + NB_SEND(1000) + P1 + GW_PING + P8 * 2 + GW_SEND(1808) + P8 * 2,
+    UP + GW_SEND(1000) + P1 + NB_SEND(1808) + NB_PING + P8 * 3,
+    UP + NB_SEND(453) + GW_REKEY + P8 + NB_REKEY + P8 * 2 + NB_SEND(3) + P8,
+    UP + NB_REKEY + GW_REKEY + P8 * 3 + NB_SEND(0) + P8,
+    UP + NB_SEND(1808) + FAULT(True, 0) + FAULT(False, 1) + P8 + CLOCK(6) + P8 * 2 + CLOCK(7) + P8,
+    UP + FAULT(False, 2) + GW_SEND(900) + P8 + RELEASE_DOWN + P8 + FORGE(1, 0) + FORGE(2, 1) + b"\x07\x10\x00\x01" + P8,
+    UP + FORGE(3, 3) + FORGE(4, 2) + NB_SEND(20) + P8 * 2,
+    UP + GW_SEND(1808) + DELIVER(100) + P8 + DELIVER(5) + P8 + UNSTALL + P8,
+    UP + NB_SEND(600) + P1 + CLOSE + P8 + RECONNECT + UP + NB_SEND(5) + P8,
+    UP + NB_SEND(1000) + P1 + NB_CLOSE + P8 + RECONNECT + UP + GW_BYE + P8,
+    UP + CLOCK(9) + P8 + CLOCK(12) + P8 + NB_PING + P8,
+    b"\x12\x01" + UP,                   # usmp_close during the handshake
+    P1 * 2 + GW_SEND(3) + UP,
+]
+for vi in (0, 1):
+    for p in interleave:
+        for cfg0 in (vi, vi | 0x08, vi | 0x02, vi | 0x0A, vi | 0x06, vi | 0x12 | 0x20):
+            seeds["interleave"].add(bytes([cfg0, 0x03]) + p)
+        seeds["interleave"].add(bytes([vi | 0x02, 0x01 | 0x08]) + p)  # 2 attempts, keepalive
+        seeds["interleave"].add(bytes([vi, 0xA3]) + p)                 # stream in 7-byte pieces
 
 # ota: the signed bundle of tests/ota/vectors.json as messages (offer, chunks, done), whole,
 # resumed in a second offer, cut short, and through the C API (cfg bit 0), with a failing
@@ -307,6 +348,38 @@ regressions[("discovery", "address-in-0-8")] = bytes.fromhex(
     "23280767772d686f7374056c6f63616c00026777055f75736d70045f746370056c6f63616c000010800100000078000e"
     "0974787476657273463103763d320767772d686f7374056c6f63616c0000018001000000780004000a0007")
 
+
+# Found by the interleave target (open: fuzz/regressions/EXPECTED_FAILURES; the harness steps
+# around them unless USMP_FUZZ_OPEN_FINDINGS is set, as `scripts/fuzz.sh regress` does for them).
+# I-1: usmp_nb_close, then usmp_nb_connect on the same context: the receive of the first
+# session kept the reader role, so every receive of the second fails with BUSY (an ERROR
+# event at each poll) and no message ever arrives.
+regressions[("interleave", "nb-connect-again-receive-busy")] = (
+    bytes([0x00, 0x03]) + P8 + NB_CLOSE + RECONNECT + P8 + GW_SEND(5) + P8)
+# I-2: usmp_close (another caller) while the non-blocking handshake runs: the next poll goes
+# on with the handshake over the closed transport.
+regressions[("interleave", "usmp-close-during-handshake")] = bytes([0x00, 0x03]) + CLOSE + P8
+# I-3: datagram v2: the device's DATA is in flight (its UTACK lost) when it takes the
+# gateway's REKEY; the gateway acknowledges the retransmission under the key the frame came
+# with (PROTOCOL.md 12, as the device itself does) and the device refuses it: retransmitted
+# until the attempts run out (30 here: still pending after the drain; 5 by default: SENT with
+# TIMEOUT and the session ends), though the gateway has the message.
+regressions[("interleave", "old-key-ack-after-gateway-rekey")] = (
+    bytes([0x02, 0x03]) + UP + FAULT(False, 0) + NB_SEND(5) + P1 + GW_REKEY + P1 + CLOCK(6) + P8)
+# I-4: datagram v2, a gateway that acknowledges before it authenticates (as usmp 1.2.2): the
+# first fragment of a 905-byte message is lost; the device takes the gateway's REKEY, sends
+# the fragment again (old key; acknowledged under the new one) and the rest under the new key
+# from seq 0: the gateway drops the first 452 bytes and receives a 453-byte message, and the
+# device reports the send as done.
+# I-5: datagram v2: the device's PING is in flight (its UTACK lost) when it takes the
+# gateway's REKEY; its retransmission cannot be sealed again (the seq is not used under the
+# new key): INVALID_ARG, the PING stays in flight for good, every later send and receive fails
+# with INVALID_ARG (SENT and ERROR events) and the session never ends by itself.
+regressions[("interleave", "control-in-flight-across-gateway-rekey")] = (
+    bytes([0x02, 0x03]) + UP + FAULT(False, 0) + NB_PING + P1 + GW_REKEY + P1 + CLOCK(6) + P1
+    + NB_SEND(5) + P8)
+regressions[("interleave", "message-split-by-gateway-rekey")] = (
+    bytes([0x06, 0x03]) + UP + FAULT(True, 0) + NB_SEND(905) + P1 + GW_REKEY + P1 + CLOCK(6) + P8)
 
 def main():
     if "--list" in sys.argv:

@@ -293,6 +293,15 @@ pub fn tracing() -> bool {
     *ON.get_or_init(|| std::env::var_os("USMP_FUZZ_TRACE").is_some())
 }
 
+/// True when `USMP_FUZZ_OPEN_FINDINGS` is set (not empty): a harness then takes the paths of findings
+/// still open (`regressions/EXPECTED_FAILURES`) instead of stepping around them, so that
+/// fuzzing goes on finding other things meanwhile; `scripts/fuzz.sh regress` sets it for the
+/// open findings' inputs, which must keep failing until the fix lands.
+pub fn open_findings() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("USMP_FUZZ_OPEN_FINDINGS").is_some_and(|v| !v.is_empty()))
+}
+
 /// `eprintln!` when tracing.
 #[macro_export]
 macro_rules! trace {
@@ -311,6 +320,9 @@ pub mod port {
 
     thread_local! {
         pub static CLOCK: Cell<u32> = const { Cell::new(1000) };
+        /// What every `usmp_port_millis` call adds to the clock first (0: a clock that moves
+        /// only through [`advance`] and `usmp_port_delay_ms`).
+        pub static TICK: Cell<u32> = const { Cell::new(100) };
         pub static RNG: Cell<u8> = const { Cell::new(1) };
         pub static RANDOM_FAIL: Cell<bool> = const { Cell::new(false) };
         pub static DEVID_FAIL: Cell<bool> = const { Cell::new(false) };
@@ -318,9 +330,10 @@ pub mod port {
         pub static LOCKED: Cell<*const core::ffi::c_void> = const { Cell::new(core::ptr::null()) };
     }
 
-    /// Back to the start: clock at `clock`, no failures.
+    /// Back to the start: clock at `clock` (100 ms a reading), no failures.
     pub fn reset(clock: u32) {
         CLOCK.with(|c| c.set(clock));
+        TICK.with(|t| t.set(100));
         RNG.with(|r| r.set(1));
         RANDOM_FAIL.with(|f| f.set(false));
         DEVID_FAIL.with(|f| f.set(false));
@@ -353,6 +366,11 @@ pub mod port {
         true
     }
 
+    /// `usmp_port_millis`: the clock, moved on by [`TICK`] first.
+    pub fn millis() -> u32 {
+        advance(TICK.with(|t| t.get()))
+    }
+
     pub fn advance(ms: u32) -> u32 {
         CLOCK.with(|c| {
             let v = c.get().wrapping_add(ms);
@@ -365,7 +383,7 @@ pub mod port {
 /// Defines the `usmp_port_*` hooks in the calling binary (strong symbols, as an application
 /// would), over [`port`]: random bytes are the vector client key for 32-byte requests (so the
 /// vector CHALLENGE / SESSION_OK establish a session); the clock advances 100 ms per call, so
-/// every timeout is reached in ~100 calls.
+/// every timeout is reached in ~100 calls (a target may freeze it: [`port::TICK`]).
 #[macro_export]
 macro_rules! port_hooks {
     () => {
@@ -407,7 +425,7 @@ macro_rules! port_hooks {
 
             #[no_mangle]
             pub extern "C" fn usmp_port_millis() -> u32 {
-                $crate::port::advance(100)
+                $crate::port::millis()
             }
 
             #[no_mangle]

@@ -75,6 +75,7 @@ replay!(
     session_keyed,
     datagram,
     capi,
+    interleave,
     // Safe code only (its C face is not driven here), and slow under Miri (two minutes for
     // one seed): natively only.
     #[cfg_attr(miri, ignore)]

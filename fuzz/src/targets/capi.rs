@@ -29,7 +29,7 @@ use usmp::handshake::{Responder, ResponderStep};
 use usmp::session::{Session, MAX_DATA, MAX_MESSAGE};
 use usmp::{Error, Version};
 
-type Keys = ([u8; 32], [u8; 32]);
+pub(crate) type Keys = ([u8; 32], [u8; 32]);
 /// (version, HELLO, HELLO_ACK) -> (reply, established keys).
 type Memo = HashMap<(u8, Vec<u8>, Option<Vec<u8>>), Option<(Vec<u8>, Option<Keys>)>>;
 
@@ -41,7 +41,7 @@ thread_local! {
 
 /// What a real responder (vector key, nonce, session id and PSK) answers to `hello` (then to
 /// `hello_ack`): the reply frame and, once established, the gateway's (tx, rx) keys.
-fn responder_step(
+pub(crate) fn responder_step(
     version: Version,
     hello: &[u8],
     hello_ack: Option<&[u8]>,

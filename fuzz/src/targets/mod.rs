@@ -9,6 +9,7 @@ pub mod datagram;
 pub mod discovery;
 pub mod frame;
 pub mod handshake;
+pub mod interleave;
 pub mod ota;
 pub mod responder;
 pub mod session_keyed;
