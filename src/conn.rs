@@ -867,7 +867,18 @@ impl Conn {
         };
         let fresh = o.freshness();
         let data = matches!(o.ty(), FrameType::Data | FrameType::DataFrag);
-        if fresh == Freshness::Gap || (data && fresh == Freshness::Fresh && msg.is_none()) {
+        // The gateway's REKEY while a frame of ours is in flight or a message of ours is
+        // partly sent: switching keys now would leave that frame under a key the gateway
+        // no longer holds, or split the message across two key epochs (the gateway's
+        // reassembly drops such a message's first part). Not acknowledged, so the gateway
+        // sends it again, by when ours is through (fuzz findings I-3 to I-5).
+        let rekey_now = o.ty() == FrameType::Rekey
+            && fresh == Freshness::Fresh
+            && self.flags & (INFLIGHT | TX_MSG) != 0;
+        if fresh == Freshness::Gap
+            || (data && fresh == Freshness::Fresh && msg.is_none())
+            || rekey_now
+        {
             // Ahead of the strict v1 order, or a message nobody is receiving: not
             // acknowledged, so the peer sends it again.
             if fresh == Freshness::Gap {

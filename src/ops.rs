@@ -126,6 +126,13 @@ fn broken(c: &mut Conn) -> Action {
     Action::Done(Err(Error::TransportFailed))
 }
 
+/// A connect, reconnect or close takes the context: no operation is inside any more, so no
+/// reader role (a receive the non-blocking API abandoned kept its own) stays taken.
+pub(crate) fn release_roles(c: &mut Conn) {
+    c.face.role = ROLE_NONE;
+    c.face.flags &= !RX_WANTED;
+}
+
 /// A face with one owner (the Rust clients) starts an operation: roles left by an
 /// operation that was abandoned (a cancelled future) are cleared; a message or REKEY cut
 /// off midway ends the session (the peer holds part of it), and a message partly received

@@ -21,7 +21,9 @@ use super::{
 use crate::conn::{Conn, Reply, Timing};
 use crate::frame::StreamReader;
 use crate::handshake::DEVICE_ID_LEN;
-use crate::ops::{in_buf, out_bytes, Action, Bufs, Env, Input, Op, NONBLOCKING, TRANSITION};
+use crate::ops::{
+    in_buf, out_bytes, release_roles, Action, Bufs, Env, Input, Op, NONBLOCKING, TRANSITION,
+};
 use crate::{Error, Version};
 
 const _: () = assert!(size_of::<Conn>() <= size_of::<[u64; USMP_OPAQUE_WORDS]>());
@@ -238,11 +240,12 @@ impl Ctx {
         loop {
             {
                 let l = self.lock();
-                if l.conn.face.calls == 0 {
-                    break;
-                }
-                if !l.conn.is_established() && millis().wrapping_sub(start) >= STALE_CALLS_MS {
+                let stale =
+                    !l.conn.is_established() && millis().wrapping_sub(start) >= STALE_CALLS_MS;
+                if l.conn.face.calls == 0 || stale {
                     l.conn.face.calls = 0;
+                    // Nobody is inside: no reader role stays taken (I-1).
+                    release_roles(l.conn);
                     break;
                 }
             }

@@ -25,8 +25,8 @@ use super::{
 use crate::conn::{Reply, SMALL_FRAME};
 use crate::frame::{FrameType, StreamReader, MAX_FRAME};
 use crate::ops::{
-    in_buf, out_bytes, Action, Bufs, ConnectOp, ControlOp, Env, Input, Op, RecvOp, SendOp,
-    NONBLOCKING, NO_MESSAGE,
+    in_buf, out_bytes, release_roles, Action, Bufs, ConnectOp, ControlOp, Env, Input, Op, RecvOp,
+    SendOp, NONBLOCKING, NO_MESSAGE,
 };
 use crate::scrub::scrub_stack_connect;
 use crate::session::{MAX_MESSAGE, REKEY_SALT_LEN};
@@ -361,6 +361,8 @@ unsafe fn nb_poll(
     let mut clock = Clock::new();
     let mut worked = false;
     match n.state {
+        // A blocking transition (usmp_close, usmp_connect) took the context meanwhile (I-2).
+        CONNECTING if c.lock().conn.face.flags & NONBLOCKING == 0 => end(n, Error::NotConnected),
         CONNECTING => {
             worked = true;
             match run(c, n, RECV, &mut clock) {
@@ -657,6 +659,8 @@ fn close(c: Ctx, n: &mut Nb) {
         if mine {
             l.conn.end();
             l.conn.face.flags &= !NONBLOCKING;
+            // The receive under way ends with the state: its reader role with it (I-1).
+            release_roles(l.conn);
         }
         mine
     };
