@@ -49,6 +49,8 @@ const GRACE: u8 = 4;
 const TX_SPENT: u8 = 8;
 const RX_SPENT: u8 = 16;
 const ABANDONED: u8 = 32;
+/// The message being reassembled came so far under the previous key (grace period).
+const FRAG_PREV: u8 = 64;
 
 /// The frames of a message, in order: `(type, plaintext)`, DATA_FRAG for all but the last
 /// and DATA for the last (an empty message is one empty DATA). `BufferOverflow` above 1808
@@ -339,12 +341,15 @@ impl Session {
             self.set(TX_SPENT, seq > u64::from(LAST_SEQ));
         }
     }
-    /// Moves the strict RX counter forward (a test starting mid-session). It never moves
-    /// back, so no frame can be accepted twice.
+    /// Moves the RX counter forward (a test starting mid-session): every seq below `seq`
+    /// counts as received (on a v2 datagram link the replay window moves up with it, all
+    /// marked). It never moves back, so no frame can be accepted twice.
     pub fn set_rx_next(&mut self, seq: u64) {
         if seq > self.rx_next() {
             self.rx_next = seq.min(u64::from(LAST_SEQ)) as u32;
             self.set(RX_SPENT, seq > u64::from(LAST_SEQ));
+            // The window's marks were relative to its old top; below the new one, all seen.
+            self.bitmap = u64::MAX;
         }
     }
 
@@ -507,11 +512,16 @@ impl Session {
 
     fn freshness(&self, seq: u32, epoch: Epoch) -> Freshness {
         if epoch == Epoch::Previous {
-            // The previous key's frames: strictly increasing, none twice.
-            return if seq >= self.prev_rx_next && self.in_grace() {
+            // The previous key's frames: the next one in order, none twice. (A peer sends its
+            // frames stop-and-wait on a datagram link and in order on a stream, so the frames
+            // it had in flight when the keys changed come in order; one ahead is not taken,
+            // so no message under the old key can have a gap.)
+            return if !self.in_grace() || seq < self.prev_rx_next {
+                Freshness::Duplicate
+            } else if seq == self.prev_rx_next {
                 Freshness::Fresh
             } else {
-                Freshness::Duplicate
+                Freshness::Gap
             };
         }
         if self.is_datagram() && self.version() == Version::V2 {
@@ -550,14 +560,29 @@ impl Session {
         }
         self.accept(o.seq, o.epoch);
         let ty = o.ty;
-        if self.is_datagram() && self.frags > 0 {
-            // A lost or reordered fragment, or a control frame in between: on a datagram link
-            // the partial message is dropped and this frame handled on its own.
-            let in_order =
-                matches!(ty, FrameType::Data | FrameType::DataFrag) && o.seq == self.frag_next;
-            if !in_order {
+        let data = matches!(ty, FrameType::Data | FrameType::DataFrag);
+        let prev = o.epoch == Epoch::Previous;
+        if self.frags > 0 && data {
+            // A message goes on under its key at the next seq; or, once, from the previous
+            // key into the current one at its first seq (a peer whose keys changed while it
+            // was sending the message). Anything else is not this message's next part.
+            let same_key = prev == self.has(FRAG_PREV);
+            let crossing = self.has(FRAG_PREV) && !prev && o.seq == 0;
+            if !((same_key && o.seq == self.frag_next) || crossing) {
                 self.reset_message();
+                if !self.is_datagram() {
+                    // On a stream nothing of it can come any more.
+                    return Err(Error::Fragmentation);
+                }
+                // On a datagram link (a fragment lost or reordered) the partial message is
+                // dropped and this frame handled on its own.
             }
+        } else if self.is_datagram() && self.frags > 0 {
+            // A control frame in between: the partial message is dropped.
+            self.reset_message();
+        }
+        if data {
+            self.set(FRAG_PREV, prev);
         }
         self.frag_next = o.seq.wrapping_add(1);
         let pt = o.plaintext;
@@ -650,7 +675,7 @@ impl Session {
     fn reset_message(&mut self) {
         self.frags = 0;
         self.msg_len = 0;
-        self.set(DISCARDING | ABANDONED, false);
+        self.set(DISCARDING | ABANDONED | FRAG_PREV, false);
     }
 
     /// Starts a REKEY (v2): seals the REKEY frame carrying `salt` under the current key into
@@ -700,7 +725,11 @@ impl Session {
             // The peer's REKEY was its last frame under the old key.
             LAST_SEQ
         };
-        self.set(GRACE, true);
+        // With the old sequence space used up (its last seq arrived; `rx_next` has wrapped to
+        // 0) no frame under the old key can be fresh: no grace period at all.
+        self.set(GRACE, !self.has(RX_SPENT));
+        // A message partly received goes on under the old key, now the previous one.
+        self.set(FRAG_PREV, self.frags > 0);
         self.tx_key.copy_from_slice(tx);
         self.rx_key.copy_from_slice(rx);
         okm.zeroize();

@@ -373,7 +373,9 @@ impl Harness {
         let mut ops = 0;
         while !inp.is_empty() && ops < 400 {
             ops += 1;
-            match inp.u8() % 14 {
+            let op = inp.u8() % 14;
+            crate::trace!("op {op} (dev rx_next {}, gw tx_next {})", self.dev.rx_next(), self.gw.tx_next());
+            match op {
                 0 | 1 => self.gateway_message(inp),
                 2 => self.gateway_control(inp),
                 3 => {
