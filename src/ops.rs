@@ -138,8 +138,7 @@ pub(crate) fn release_roles(c: &mut Conn) {
 /// off midway ends the session (the peer holds part of it), and a message partly received
 /// is dropped rather than continued into another buffer.
 pub(crate) fn reenter(c: &mut Conn) {
-    c.face.role = ROLE_NONE;
-    c.face.flags &= !RX_WANTED;
+    release_roles(c);
     if c.sending_message() || c.inflight_owned() {
         c.end();
     }
