@@ -771,8 +771,12 @@ impl World {
             return;
         };
         // One REKEY at a time: the previous one's grace period must be over (the rule the
-        // device keeps too), and none while a device message is half received.
-        if !s.version().has_rekey() || s.in_grace() || s.reassembling() {
+        // device keeps too), and none while a device message is half received. On a datagram
+        // link the keys change when the REKEY goes on the wire, not while it waits behind
+        // other frames (a sender one frame at a time, as the device: a frame the device can no
+        // longer open, past its grace period, would hold it back for good).
+        let queued = self.dgram && !self.outq.is_empty();
+        if !s.version().has_rekey() || s.in_grace() || s.reassembling() || queued {
             return;
         }
         let key = *s.tx_key();
@@ -1060,6 +1064,7 @@ impl App<'_> {
         // SAFETY: live context and state; `ev` writable.
         let rc = self.nb_call(|c, nb| unsafe { usmp_nb_poll(c, nb, &mut ev) });
         crate::trace!("  poll -> {rc} {ev:?}");
+
         if rc < 0 {
             assert_eq!(rc, code(usmp_err_t::USMP_ERR_NOT_CONNECTED), "usmp_nb_poll");
             assert!(
