@@ -182,6 +182,8 @@ struct Record {
     rekey_unseen: bool,
     /// The gateway's REKEY frames and their salts.
     gw_rekeys: Vec<(Vec<u8>, [u8; 32])>,
+    /// Every (tx, rx) key pair the gateway had.
+    gw_keys: Vec<([u8; 32], [u8; 32])>,
     /// A REKEY of each side crossed: the two sides' keys parted.
     diverged: bool,
     /// A v1 UTACK was forged (unauthenticated: the device cannot tell it).
@@ -446,6 +448,44 @@ impl World {
             prev_rx: None,
         });
         self.gw = Some(s);
+        self.note_gw_keys();
+    }
+
+    /// Keeps the gateway's keys of this connect (see [`World::authentic_unsent`]).
+    fn note_gw_keys(&mut self) {
+        if let Some(s) = self.gw.as_ref() {
+            self.rec.gw_keys.push((*s.tx_key(), *s.rx_key()));
+        }
+    }
+
+    /// True for bytes that authenticate under the gateway's keys of this connect but are no
+    /// frame it sent: with the fixed test keys the fuzzer can learn (from other executions)
+    /// what the gateway would seal next, which no real attacker can. Such an injection is
+    /// left out. A v1 UTACK (unauthenticated) is a forgery proper: it is let through, noted.
+    fn authentic_unsent(&mut self, f: &[u8]) -> bool {
+        if self.rec.history.iter().any(|h| h == f) {
+            return false; // a replay
+        }
+        if datagram::is_utack(f) {
+            if !self.v2() {
+                self.rec.forged_ack = true;
+                return false;
+            }
+            let Some(&[ty, a, b, c, d]) = f.get(2..7) else {
+                return false; // too short to match anything
+            };
+            let seq = u32::from_le_bytes([a, b, c, d]);
+            return self
+                .rec
+                .gw_keys
+                .iter()
+                .any(|(_, rx)| datagram::utack_matches(f, ty, seq, Some(rx)));
+        }
+        let version = self.version;
+        self.rec
+            .gw_keys
+            .iter()
+            .any(|(tx, _)| opens(version, tx, f).is_some())
     }
 
     fn gw_stream_frame(&mut self, d: &[u8]) {
@@ -610,6 +650,7 @@ impl World {
             Some(Ok(Rx::Message(n))) => self.gw_got_message(n),
             Some(Ok(Rx::Ping)) => self.gw_control(FrameType::Pong),
             Some(Ok(Rx::Rekeyed)) => {
+                self.note_gw_keys();
                 self.rec.rekeyed = true;
                 self.rec.rekey_unseen = false;
                 if epoch == Epoch::Previous {
@@ -787,6 +828,7 @@ impl World {
         let f = buf[..n].to_vec();
         self.rec.rekeyed = true;
         self.rec.gw_rekeys.push((f.clone(), salt));
+        self.note_gw_keys();
         self.gw_out(f, Some(key));
     }
 
@@ -1388,6 +1430,10 @@ impl App<'_> {
         };
         crate::trace!("forge {kind}: {} bytes", f.len());
         let mut w = self.w();
+        if w.authentic_unsent(&f) {
+            crate::trace!("  left out: authentic under the test keys, never sent");
+            return;
+        }
         if w.dgram {
             if !f.is_empty() {
                 let at = pick % (w.down.len() + 1);
