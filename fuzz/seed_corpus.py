@@ -376,8 +376,8 @@ regressions[("interleave", "old-key-ack-after-gateway-rekey")] = (
 # new key): INVALID_ARG, the PING stays in flight for good, every later send and receive fails
 # with INVALID_ARG (SENT and ERROR events) and the session never ends by itself.
 regressions[("interleave", "control-in-flight-across-gateway-rekey")] = (
-    bytes([0x02, 0x03]) + UP + FAULT(False, 0) + NB_PING + P1 + GW_REKEY + P1 + CLOCK(6) + P1
-    + NB_SEND(5) + P8)
+    bytes([0x02, 0x03]) + UP + FAULT(False, 0) + NB_PING + P1 + P1 + GW_REKEY + P1 + CLOCK(6)
+    + P1 + NB_SEND(5) + P8)
 regressions[("interleave", "message-split-by-gateway-rekey")] = (
     bytes([0x06, 0x03]) + UP + FAULT(True, 0) + NB_SEND(905) + P1 + GW_REKEY + P1 + CLOCK(6) + P8)
 

@@ -142,7 +142,7 @@ step "packaging: ESP-IDF component archive (compote, vendored crates built offli
 tests/component/test_component.sh
 tests/component/test_dist.sh
 
-step "fuzzing (cargo-fuzz/libFuzzer + ASan): the regressions, then each of the 10 targets for 20 s"
+step "fuzzing (cargo-fuzz/libFuzzer + ASan): the regressions, then each of the 11 targets for 20 s"
 scripts/fuzz.sh ci
 
 step "Miri (undefined behaviour): the core's unit tests and the fuzz replay through the C API"

@@ -374,7 +374,11 @@ impl Harness {
         while !inp.is_empty() && ops < 400 {
             ops += 1;
             let op = inp.u8() % 14;
-            crate::trace!("op {op} (dev rx_next {}, gw tx_next {})", self.dev.rx_next(), self.gw.tx_next());
+            crate::trace!(
+                "op {op} (dev rx_next {}, gw tx_next {})",
+                self.dev.rx_next(),
+                self.gw.tx_next()
+            );
             match op {
                 0 | 1 => self.gateway_message(inp),
                 2 => self.gateway_control(inp),
