@@ -15,11 +15,11 @@ every later handshake (after a reconnect) runs through the same impairment. The 
 rates (the proxy's counters over what it received) are printed and recorded.
 
 USMP_SOAK_COUNT messages (default 1000, the CI run; the long run in SECURITY.md is 10,000
-from one device), shared among USMP_SOAK_DEVICES devices (default 4) that run at the same
-time, each with a gateway process and a proxy of its own and the seed USMP_SOAK_SEED + k
-(a message under 20 % loss takes about a second end to end, almost all of it spent in
-retransmission timeouts, so four devices cut the CI run from ~19 to ~5 minutes without
-changing what each device goes through). Sizes 0..1808 come from the device's seed (every
+from one device), shared among USMP_SOAK_DEVICES devices (default 8) that run at the same
+time, each with a gateway process and a proxy of its own and the seed USMP_SOAK_SEED + k.
+A message under 20 % loss takes about a second end to end, almost all of it spent waiting
+for retransmission timeouts (the whole CI run uses ~15 s of CPU), so eight devices cut it
+from ~19 to ~3 minutes without changing what each device goes through. Sizes 0..1808 come from the device's seed (every
 8th a boundary size: 0, 1, 452, 453, 904, 905, 1356, 1357, 1808); each message has its own
 content and is echoed by the gateway.
 
@@ -85,7 +85,7 @@ from gateway_harness import Gateway, ensure_venvs, gateways, new_run_dir, node_d
 
 PSK = "usmp-soak-psk-0123456789abcdef01"
 COUNT = int(os.environ.get("USMP_SOAK_COUNT", "1000"))
-DEVICES = int(os.environ.get("USMP_SOAK_DEVICES", "4"))
+DEVICES = int(os.environ.get("USMP_SOAK_DEVICES", "8"))
 SEED = int(os.environ.get("USMP_SOAK_SEED", "20261206"))
 RATES = {"drop": 0.20, "dup": 0.05, "reorder": 0.05, "spoof": 0.12}
 PROXY_ARGS = [a for k, v in RATES.items() for a in (f"--{k}", str(v))] + ["--max-impair", "0"]
