@@ -393,7 +393,6 @@ def check_run(r: Run) -> dict[str, Any]:
     sessions = [ln for ln in out.splitlines() if ln.startswith("SESSION ")]
     ends = re.findall(r"^SESSION_END \d+ next=\d+ reason=(\S+)$", out, re.M)
     assert len(sessions) == len(ends) == max(m.session for m in msgs), (sessions, ends)
-    assert len(failed) <= MAX_FAILED_SHARE * r.count, f"{len(failed)} of {r.count} messages ended with an error"
 
     px = stop_proxy(r.proxy, r.stats_path)
     dev = device_stats(out)
@@ -427,6 +426,8 @@ def check_run(r: Run) -> dict[str, Any]:
 
 
 def test_soak_udp_v2(client_bin: Path, soak_gateway: Callable[[int], Gateway]) -> None:
+    if COUNT < 16 * DEVICES:
+        pytest.fail(f"USMP_SOAK_COUNT={COUNT} is below 16 per device: not every boundary size would be sent")
     shares = [COUNT // DEVICES + (1 if k < COUNT % DEVICES else 0) for k in range(DEVICES)]
     runs: list[Run] = []
     try:
@@ -446,3 +447,4 @@ def test_soak_udp_v2(client_bin: Path, soak_gateway: Callable[[int], Gateway]) -
     text = json.dumps({"total": total, "runs": summaries}, indent=1)
     (BUILD_DIR / f"soak-{COUNT}x{DEVICES}-{SEED}.json").write_text(text + "\n")
     print(f"\nsoak: {json.dumps(total)}\n(details in {BUILD_DIR / f'soak-{COUNT}x{DEVICES}-{SEED}.json'})")
+    assert total["delivered"] >= (1 - MAX_FAILED_SHARE) * COUNT, f"more than {MAX_FAILED_SHARE:.0%} failed: {total}"
