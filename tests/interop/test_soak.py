@@ -291,7 +291,7 @@ def device_waits(ex: Decisions, port: int) -> list[tuple[float, float]]:
 
 def fate(ex: Decisions, key: Exchange) -> dict[str, Any]:
     """What the network did to one frame: copies sent, copies that reached the peer (with
-    the times), acknowledgements sent and acknowledgements that came back."""
+    the times), acknowledgements sent and those that came back (with the times)."""
     ds = ex.get(key, [])
     c = Counter(d for _, d in ds)
     return {"frame": f"{key[1]} type 0x{key[2]:02x} seq {key[3]}",
@@ -299,29 +299,42 @@ def fate(ex: Decisions, key: Exchange) -> dict[str, Any]:
             "reached_at": [t for t, d in ds if d in ("frame fwd", "frame late")],
             "last_sent_at": max((t for t, d in ds if d.startswith("frame")), default=0.0),
             "acks_sent": c["ack fwd"] + c["ack DROP"] + c["ack HOLD"],
-            "acks_back": c["ack fwd"] + c["ack late"]}
+            "acks_back_at": [t for t, d in ds if d in ("ack fwd", "ack late")]}
+
+
+HELLO_SHADOW = ("gateway: a late copy of the device's HELLO (duplicated or delayed by the network) opened a second "
+                "handshake for the address, which took the session's datagrams (usmp 1.2.2)")
 
 
 def cause(ex: Decisions, port: int, device_end: float, device_error: str, gateway_gave_up: Exchange | None) -> str:
     """Why one session ended, from the proxy's decisions: the side that gave up first, and
-    whether the network alone explains it (every copy of the frame or its
-    acknowledgement lost)."""
+    whether the network alone explains it (every copy of the frame or its acknowledgement
+    lost). Two more causes are recognised: gateway frames left unacknowledged because they
+    came while the device waited for the acknowledgement of its own frame, and a late
+    HELLO that reached the gateway during the session: usmp 1.2.2 then starts a handshake
+    for the address and, until it fails (at the latest after its 10 s), routes the
+    address's datagrams to it; the session's frames are acknowledged without a MAC (the
+    device refuses that) and dropped, and the device's acknowledgements do not reach the
+    session."""
     mine = [k for k in ex if k[0] == port and k[1] == "device" and k[2] >= 5]
-    if gateway_gave_up is None or device_end < fate(ex, gateway_gave_up)["last_sent_at"]:
-        # The device gave up first.
+    device_first = gateway_gave_up is None or device_end < fate(ex, gateway_gave_up)["last_sent_at"]
+    end = device_end if device_first or gateway_gave_up is None else fate(ex, gateway_gave_up)["last_sent_at"]
+    opened = min((t for k in mine for t, _ in ex[k]), default=float("inf"))
+    if any(opened < t <= end and end - t < 11.0 for t in fate(ex, (port, "device", 1, 0))["reached_at"]):
+        return HELLO_SHADOW
+    if device_first:
         if device_error.startswith("echo:"):
             return "device: the rest of a fragmented echo took longer than 10 s (the gateway still retransmitted)"
-        f = fate(ex, max(mine, key=lambda k: k[3])) if mine else None
-        if f and f["acks_back"] == 0 and f["acks_sent"] >= len(f["reached_at"]):
-            return "device gave its frame up: network (every copy or its acknowledgement was lost)"
-        return "device gave its frame up: the gateway did not acknowledge copies that reached it"
+        f = fate(ex, max(mine, key=lambda k: k[3])) if mine else fate(ex, (port, "device", 0, 0))
+        if all(t >= device_end for t in f["acks_back_at"]) and f["acks_sent"] >= len(f["reached_at"]):
+            return "device gave its frame up: network (every copy or its acknowledgement was lost or too late)"
+        return "device gave its frame up: unexplained (the gateway left a copy unacknowledged, or an ack came back)"
     f = fate(ex, gateway_gave_up)
-    unacked = len(f["reached_at"]) - f["acks_sent"]
-    if f["acks_back"] == 0 and unacked <= 0:
+    if not f["acks_back_at"] and f["acks_sent"] >= len(f["reached_at"]):
         return "gateway gave its frame up: network (every copy or its acknowledgement was lost)"
     waits = device_waits(ex, port)
     outside = [t for t in f["reached_at"] if not any(a <= t < b for a, b in waits)]
-    if f["acks_back"] == 0 and f["acks_sent"] >= len(outside):
+    if not f["acks_back_at"] and f["acks_sent"] >= len(outside):
         return ("gateway gave its frame up: copies reached the device while it waited for the acknowledgement "
                 "of its own frame (left to the gateway's retransmission)")
     return "gateway gave its frame up: unexplained (an acknowledgement came back, or a copy was not acknowledged)"
@@ -354,7 +367,7 @@ def explain_session_ends(out: str, msgs: list[Msg], evs: list[dict[str, Any]], s
         ends.append({"session": n, "message": index, "device": error, "gateway": reason,
                      "cause": cause(ex, port, device_end, error, key), "frame": f["frame"],
                      "copies_sent": f["copies_sent"], "copies_reached": len(f["reached_at"]),
-                     "acks_sent": f["acks_sent"], "acks_back": f["acks_back"]})
+                     "acks_sent": f["acks_sent"], "acks_back": len(f["acks_back_at"])})
     return ends
 
 
