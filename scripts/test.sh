@@ -2,7 +2,8 @@
 # The whole test suite: the README's test command, and what CI runs (.ci/run).
 # Sets up its tools first (scripts/setup.sh), then: format, lints, header freshness, Rust
 # unit/vector/session tests, cross builds for the four MCU targets, C tests under
-# ASan/UBSan (ctest), interop against the real PyPI gateways (TCP, UDP, lossy proxy), signed
+# ASan/UBSan (ctest), interop against the real PyPI gateways (TCP, UDP, lossy proxy, a
+# 1000-message soak at 20 % loss: tests/interop/test_soak.py, ~3.5 min), signed
 # firmware updates (CLI, push helper, C device vs the real gateway), the STM32 firmware in
 # QEMU, packaging, fuzzing, and the footprint/speed budget gate.
 set -euo pipefail
