@@ -8,8 +8,8 @@ gateway's session frames the proxy also sends the device a bad-tag, bad-CRC, tru
 wrong-version, random or replayed datagram, and with 12 % of the device's a forged UTACK for
 the frame in flight. There is NO per-exchange bound (--max-impair 0): a frame and its
 acknowledgement take their chances on every attempt, so the real gateway, which gives up a
-frame after 5 attempts (about 1 in 170 of its frames at these rates), does drop sessions,
-and so does the device (USMP_ERR_TIMEOUT). The one bound left: nothing is impaired before
+frame after 5 attempts (the network alone makes about 1 % of the frames fail 5 times),
+does drop sessions, and so does the device (USMP_ERR_TIMEOUT). The one bound left: nothing is impaired before
 the first session frame, because failed handshakes lock 127.0.0.1 out of the gateway;
 every later handshake (after a reconnect) runs through the same impairment. The effective
 rates (the proxy's counters over what it received) are printed and recorded.
@@ -19,9 +19,9 @@ from one device), shared among USMP_SOAK_DEVICES devices (default 8) that run at
 time, each with a gateway process and a proxy of its own and the seed USMP_SOAK_SEED + k.
 A message under 20 % loss takes about a second end to end, almost all of it spent waiting
 for retransmission timeouts (the whole CI run uses ~15 s of CPU), so eight devices cut it
-from ~19 to ~3 minutes without changing what each device goes through. Sizes 0..1808 come from the device's seed (every
-8th a boundary size: 0, 1, 452, 453, 904, 905, 1356, 1357, 1808); each message has its own
-content and is echoed by the gateway.
+from ~19 to ~3 minutes without changing what each device goes through. Sizes 0..1808 come
+from the device's seed (every 8th a boundary size: 0, 1, 452, 453, 904, 905, 1356, 1357,
+1808); each message has its own content and is echoed by the gateway.
 
 The oracle, per message: delivered exactly once, in order, byte-identical, both ways, OR a
 named error (a usmp_err_t) at the device, never anything else.
@@ -44,15 +44,13 @@ named error (a usmp_err_t) at the device, never anything else.
 When a named error ends the session, the client does what an application does: it calls
 usmp_reconnect (a new handshake from a new source port, up to 20 times in a row, 1 s
 apart) and goes on with the next message. The test reports how many sessions the run
-needed and why each ended, at the device and at the gateway, and for the frame that was
-given up what the network did to it (lossy_proxy.py's decision log: copies sent and
-delivered, acknowledgements sent and delivered): "network" when every copy or its
-acknowledgement was lost, or "the device got copies while it waited for its own
-acknowledgement" (the library leaves a gateway frame that arrives while it waits for the
-acknowledgement of its own frame to the gateway's retransmission; when those
-retransmissions run out meanwhile, the gateway drops the session). A gateway frame left
-unacknowledged outside such a wait would be reported as "unexplained". Everything goes
-to $USMP_BUILD_DIR/interop/soak-<count>x<devices>-<seed>.json.
+needed and why each ended, at the device and at the gateway, what the network did to the
+frame that was given up (lossy_proxy.py's decision log: copies sent and delivered,
+acknowledgements sent and delivered) and the cause (see `cause`): the network alone, gateway
+frames that came while the device waited for the acknowledgement of its own frame (left to
+the gateway's retransmission), the device's 10 s limit for the rest of a fragmented
+message, or a late HELLO at the 1.2.2 gateway; anything else is reported as "unexplained".
+Everything goes to $USMP_BUILD_DIR/interop/soak-<count>x<devices>-<seed>.json.
 
 Run:  .venv-interop/v2/bin/python -m pytest tests/interop/test_soak.py -q -s
       USMP_SOAK_COUNT=10000 USMP_SOAK_DEVICES=1 USMP_SOAK_SEED=... (the long run)
@@ -90,7 +88,7 @@ SEED = int(os.environ.get("USMP_SOAK_SEED", "20261206"))
 RATES = {"drop": 0.20, "dup": 0.05, "reorder": 0.05, "spoof": 0.12}
 PROXY_ARGS = [a for k, v in RATES.items() for a in (f"--{k}", str(v))] + ["--max-impair", "0"]
 STALL_S = 120.0           # longest stretch without a line from the client
-MAX_FAILED_SHARE = 0.10   # at these rates about 2 % of the messages end with a named error
+MAX_FAILED_SHARE = 0.10   # at these rates about 4 % of the messages end with a named error
 MIN_DROP_SHARE = 0.15     # the proxy's effective drop rate, each way (nominal 0.20)
 
 # interop_client.c's content tags (SOAK_TAG, SOAK_MARKER_TAG, SOAK_MARKER_LEN).
