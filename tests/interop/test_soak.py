@@ -220,8 +220,8 @@ def start_run(gw: Gateway, client: Path, seed: int, count: int) -> Run:
 
 
 def wait_runs(runs: list[Run]) -> None:
-    """Waits for every client; kills them all when one prints nothing for STALL_S seconds
-    (a hang). Each run's proxy is stopped when its client is done."""
+    """Waits for every client, noting each one's wall time; kills them all when one prints
+    nothing for STALL_S seconds (a hang)."""
     t0 = time.monotonic()
     last = {id(r): (0, t0) for r in runs}
     busy = list(runs)
