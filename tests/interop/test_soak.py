@@ -300,8 +300,9 @@ def fate(ex: Decisions, key: Exchange) -> dict[str, Any]:
             "acks_back_at": [t for t, d in ds if d in ("ack fwd", "ack late")]}
 
 
-SESSION_OK_LOST = ("gateway: its SESSION_OK was never acknowledged (every copy or acknowledgement lost), so it "
-                   "dropped the session after its transport had acknowledged the device's first frames (usmp 1.2.2)")
+SESSION_OK_LOST = ("gateway: no acknowledgement of its SESSION_OK reached it (every copy or acknowledgement lost), "
+                   "so it dropped the handshake (5 attempts or its 10 s limit) after its transport had "
+                   "acknowledged the device's first frames (usmp 1.2.2)")
 HELLO_SHADOW = ("gateway: a late copy of the device's HELLO (duplicated or delayed by the network) opened a second "
                 "handshake for the address, which took the session's datagrams (usmp 1.2.2)")
 
@@ -311,19 +312,19 @@ def cause(ex: Decisions, port: int, device_end: float, device_error: str, gatewa
     whether the network alone explains it (every copy of the frame or its acknowledgement
     lost). Three more causes are recognised: gateway frames left unacknowledged because
     they came while the device waited for the acknowledgement of its own frame; a SESSION_OK
-    whose 5 copies or their acknowledgements were all lost (usmp 1.2.2 has the session keys
-    before it sends SESSION_OK, so its transport acknowledges the device's first frames, and
-    then drops the handshake); and a late HELLO that reached the gateway during the session:
-    usmp 1.2.2 then starts a handshake for the address and, until it fails (at the latest
-    after its 10 s), routes the address's datagrams to it; the session's frames are
-    acknowledged without a MAC (the device refuses that) and dropped, and the device's
-    acknowledgements do not reach the session."""
+    of which no acknowledgement reached the gateway (usmp 1.2.2 has the session keys before
+    it sends SESSION_OK, so its transport acknowledges the device's first frames, and then
+    drops the handshake after 5 attempts or its 10 s limit); and a late HELLO that reached
+    the gateway during the session: usmp 1.2.2 then starts a handshake for the address and,
+    until it fails (at the latest after its 10 s), routes the address's datagrams to it; the
+    session's frames are acknowledged without a MAC (the device refuses that) and dropped,
+    and the device's acknowledgements do not reach the session."""
     mine = [k for k in ex if k[0] == port and k[1] == "device" and k[2] >= 5]
     device_first = gateway_gave_up is None or device_end < fate(ex, gateway_gave_up)["last_sent_at"]
     end = device_end if device_first or gateway_gave_up is None else fate(ex, gateway_gave_up)["last_sent_at"]
     opened = min((t for k in mine for t, _ in ex[k]), default=float("inf"))
     session_ok = fate(ex, (port, "gateway", 4, 0))
-    if session_ok["copies_sent"] >= 5 and not session_ok["acks_back_at"]:
+    if session_ok["copies_sent"] and not session_ok["acks_back_at"]:
         return SESSION_OK_LOST
     if any(opened < t <= end and end - t < 11.0 for t in fate(ex, (port, "device", 1, 0))["reached_at"]):
         return HELLO_SHADOW
