@@ -3,9 +3,10 @@
 # Sets up its tools first (scripts/setup.sh), then: format, lints, header freshness, Rust
 # unit/vector/session tests, cross builds for the four MCU targets, C tests under
 # ASan/UBSan and TSan (ctest), interop against the real PyPI gateways (TCP, UDP, lossy
-# proxy), signed firmware updates (CLI, push helper, C device vs the real gateway), gateway
-# discovery, the STM32 firmware in QEMU (also through usmp bridge), the usmp host tool,
-# packaging, fuzzing, Miri, and the footprint/speed budget gate.
+# proxy, a 1000-message soak at 20 % loss: tests/interop/test_soak.py, ~3.5 min), signed
+# firmware updates (CLI, push helper, C device vs the real gateway), gateway discovery, the
+# STM32 firmware in QEMU (also through usmp bridge), the usmp host tool, packaging,
+# fuzzing, Miri, and the footprint/speed budget gate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)

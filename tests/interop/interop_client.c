@@ -4,7 +4,7 @@
  * public headers, like an application.
  *
  *   interop_client --host 127.0.0.1 --port N --psk TEXT --proto-version 1|2 --scenario NAME
- *                  [--proto tcp|udp] [--count N]
+ *                  [--proto tcp|udp] [--count N] [--seed S] [--echo-timeout-ms MS]
  *
  * --proto udp dials with usmp_transport_udp_init instead of usmp_transport_tcp_init; the
  * rest of the application code is the same. Every UDP run ends with a line
@@ -15,8 +15,11 @@
  * Scenarios: echo, too_big, keepalive, gw_ping, rekey_device, rekey_gateway, bye_device,
  * bye_gateway, wrong_psk, version_mismatch (alias v1_vs_v2), reconnect, and two meant for
  * UDP: mixed_echo (--count echoes of mixed sizes up to 1808, each checked to arrive intact,
- * in order and exactly once; used through tests/interop/lossy_proxy.py) and bench
- * (--count echoes of 452 bytes, timed: a line "BENCH msgs=N seconds=S rate=R").
+ * in order and exactly once; used through tests/interop/lossy_proxy.py), bench
+ * (--count echoes of 452 bytes, timed: a line "BENCH msgs=N seconds=S rate=R") and soak
+ * (--count echoes of sizes 0..1808 drawn from --seed; a session that ends with a named
+ * error is reopened and the run goes on; one line per message and per session, see
+ * sc_soak; used by tests/interop/test_soak.py).
  *
  * The gateway commands used here ("cmd:ping", "cmd:stats", "cmd:rekey", "cmd:bye") are
  * described in gateway.py. "reconnect" talks to the test runner on stdin/stdout: it prints
@@ -48,6 +51,8 @@ static const char *g_scenario = NULL;
 static uint32_t g_transport_timeout_ms = 100;
 static bool g_udp = false;
 static int g_count = 50;
+static uint32_t g_seed = 1;
+static uint32_t g_echo_timeout_ms = 45000; /* soak: silence that counts as a silent loss */
 
 static usmp_transport_t g_tr;
 static bool g_tr_ready = false;
@@ -563,6 +568,207 @@ static bool sc_bench(void) {
   return true;
 }
 
+/* ------------------------------------------------------------------ soak */
+
+/* Content tags of the soak: message i is fill_pattern(len, SOAK_TAG + i); after an empty
+ * message the marker fill_pattern(SOAK_MARKER_LEN, SOAK_MARKER_TAG + i) follows (usmp_recv
+ * reports an empty message as 0, so the marker's echo is what proves the round trip).
+ * tests/interop/test_soak.py rebuilds both to check the gateway's SHA-256 of each. */
+#define SOAK_TAG 0x00100000u
+#define SOAK_MARKER_TAG 0x00200000u
+#define SOAK_MARKER_LEN 16u
+#define SOAK_MAX_RECONNECTS 20   /* consecutive failed usmp_reconnect calls before giving up */
+#define SOAK_RECONNECT_PAUSE_MS 1000u
+#define SOAK_PROBE_MS 10000u     /* silence before a probing PING while waiting for an echo */
+
+/* The size of soak message i: every 8th one a boundary size (0 and 1808 among them), the
+ * rest uniform over 0..1808 from an xorshift32 stream seeded with --seed. */
+static size_t soak_size(uint32_t *rng, int i) {
+  static const size_t edges[] = {0, 1808, 452, 453, 904, 905, 1356, 1357, 1};
+  uint32_t x = *rng;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  *rng = x;
+  if (i % 8 == 7) return edges[(i / 8) % (sizeof edges / sizeof edges[0])];
+  return (size_t)(x % (USMP_MAX_MESSAGE_LEN + 1u));
+}
+
+typedef struct {
+  int session;      /* current session number, from 1 */
+  int ok, failed;   /* messages echoed intact / ended by a named error */
+} soak_t;
+
+/* Opens the next session, whose first message is `next`, the way an
+ * application would: usmp_reconnect (a new handshake from a new source port), up to
+ * SOAK_MAX_RECONNECTS times in a row, pausing between attempts. Every failed attempt is
+ * a line "RECONNECT_FAIL <session> <attempt> <error>". */
+static bool soak_reopen(soak_t *k, int next) {
+  for (int attempt = 1; attempt <= SOAK_MAX_RECONNECTS; attempt++) {
+    uint64_t t0 = now_ms();
+    int rc = usmp_reconnect(&g_ctx);
+    if (rc == USMP_OK) {
+      k->session++;
+      printf("SESSION %d first=%d attempts=%d connect_ms=%llu\n", k->session, next, attempt,
+             (unsigned long long)(now_ms() - t0));
+      return true;
+    }
+    printf("RECONNECT_FAIL %d %d %s\n", k->session + 1, attempt, name(rc));
+    fflush(stdout);
+    struct timespec ts = {SOAK_RECONNECT_PAUSE_MS / 1000u, 0};
+    nanosleep(&ts, NULL);
+  }
+  return fail("no session after %d usmp_reconnect attempts", SOAK_MAX_RECONNECTS);
+}
+
+/* Waits for the echo of `want` (len bytes). Returns 1 when it arrived intact, 0 when the
+ * session ended with a named error (written to *err; *where = "probe" when it was a
+ * probing PING), -1 on a defect (a wrong message: a duplicate, a reordered or corrupted
+ * one, or an echo that never came while the gateway still acknowledged us). `prev` and
+ * `prev_len`: the previous message, to name a duplicate.
+ *
+ * Silence is what a lost session looks like: the gateway drops a session whose frame went
+ * unacknowledged 5 times (after 31 x its RTO, at most 25 s) and says nothing. So, like an
+ * application with a keepalive, the client probes with a PING after every SOAK_PROBE_MS
+ * of silence: a PING the gateway does not acknowledge names the loss (USMP_ERR_TIMEOUT).
+ * A PING it acknowledges after --echo-timeout-ms (45 s: longer than the gateway's 25 s
+ * for the first frame of the echo plus the device's 10 s for the rest of a fragmented
+ * one) means the echo was lost silently. */
+static int soak_echo(const uint8_t *want, size_t len, const uint8_t *prev, size_t prev_len,
+                     const char *what, int *err, const char **where) {
+  uint64_t start = now_ms(), probe_at = start + SOAK_PROBE_MS;
+  memset(g_rx, 0xEE, sizeof g_rx);
+  for (;;) {
+    int n = usmp_recv(&g_ctx, g_rx, (uint16_t)sizeof g_rx);
+    if (n > 0) {
+      if ((size_t)n == len && memcmp(g_rx, want, len) == 0) return 1;
+      bool dup = prev && (size_t)n == prev_len && memcmp(g_rx, prev, prev_len) == 0;
+      fail("%s: received %d bytes that are %s", what, n,
+           dup ? "the previous echo again (duplicate)"
+               : (size_t)n == len ? "corrupted (right length, wrong content)"
+                                  : "not the expected echo (wrong length)");
+      return -1;
+    }
+    if (n < 0) {
+      if (!usmp_is_connected(&g_ctx)) {
+        *err = n;
+        return 0;
+      }
+      /* Errors that keep the session (none are expected here): reported, then wait on. */
+      printf("RECV_ERROR %s session kept\n", name(n));
+    }
+    if (now_ms() < probe_at) continue;
+    int rc = usmp_ping(&g_ctx);
+    if (rc < 0 && !usmp_is_connected(&g_ctx)) {
+      printf("ECHO_LOST %s after %llu ms, probe=%s\n", what,
+             (unsigned long long)(now_ms() - start), name(rc));
+      *err = rc;
+      *where = "probe";
+      return 0;
+    }
+    if (rc < 0) printf("PROBE_ERROR %s session kept\n", name(rc));
+    if (now_ms() - start >= g_echo_timeout_ms) {
+      fail("%s: no echo within %u ms, yet the gateway acknowledged a PING (silent loss)", what,
+           g_echo_timeout_ms);
+      return -1;
+    }
+    probe_at = now_ms() + SOAK_PROBE_MS;
+  }
+}
+
+/* One soak message: send it (and the marker after an empty one), wait for the echo.
+ * Returns as soak_echo; *err names the error and *where the call that returned it. */
+static int soak_one(int i, size_t len, const uint8_t *prev, size_t prev_len, int *err,
+                    const char **where) {
+  char what[64];
+  snprintf(what, sizeof what, "message #%d (%zu bytes)", i, len);
+  fill_pattern(g_tx, len, SOAK_TAG + (uint32_t)i);
+  int rc = usmp_send(&g_ctx, g_tx, (uint16_t)len);
+  if (rc < 0) {
+    *err = rc;
+    *where = "send";
+    return 0;
+  }
+  if (len == 0) {
+    fill_pattern(g_tx, SOAK_MARKER_LEN, SOAK_MARKER_TAG + (uint32_t)i);
+    rc = usmp_send(&g_ctx, g_tx, (uint16_t)SOAK_MARKER_LEN);
+    if (rc < 0) {
+      *err = rc;
+      *where = "send_marker";
+      return 0;
+    }
+    len = SOAK_MARKER_LEN;
+  }
+  *where = "echo";
+  return soak_echo(g_tx, len, prev, prev_len, what, err, where);
+}
+
+/* soak: --count echoes of sizes 0..1808 (soak_size, --seed). Each echo is compared byte
+ * for byte with what was sent. A named error ends the message's round trip and, when it
+ * ends the session, the next message goes out on a new session (soak_reopen); the failed
+ * message is not sent again (the gateway may or may not have it: the runner checks that
+ * it got it at most once). Anything else is a defect and stops the run with FAIL. Output,
+ * for the runner: "SESSION n first=i ...", "MSG i session len ok|<where>:<error> ms",
+ * "SESSION_END n next=i reason=<error>", "RECONNECT_FAIL ...", then "SOAK ..." and
+ * main's "STATS ..." (usmp_reconnect keeps the counters: they cover every session). */
+static bool sc_soak(void) {
+  static uint8_t prev[USMP_MAX_MESSAGE_LEN];
+  size_t prev_len = 0;
+  bool have_prev = false;
+  soak_t k = {.session = 1};
+  uint32_t rng = g_seed * 0x9E3779B9u ^ 0x5A17C0DEu;
+  if (rng == 0) rng = 1;
+  if (!connect_ok(0)) return false;
+  printf("SESSION 1 first=0 attempts=1\n");
+  uint64_t t0 = now_ms();
+  size_t bytes = 0;
+  for (int i = 0; i < g_count; i++) {
+    size_t len = soak_size(&rng, i);
+    uint64_t m0 = now_ms();
+    int err = 0;
+    const char *where = "";
+    int r = soak_one(i, len, have_prev ? prev : NULL, prev_len, &err, &where);
+    if (r < 0) return false;
+    if (r > 0) {
+      k.ok++;
+      bytes += len;
+      printf("MSG %d %d %zu ok %llu\n", i, k.session, len, (unsigned long long)(now_ms() - m0));
+      fflush(stdout);
+      /* What the next echo must not repeat (the marker, after an empty message). */
+      prev_len = len ? len : SOAK_MARKER_LEN;
+      memcpy(prev, g_tx, prev_len);
+      have_prev = true;
+      continue;
+    }
+    k.failed++;
+    printf("MSG %d %d %zu %s:%s %llu\n", i, k.session, len, where, name(err),
+           (unsigned long long)(now_ms() - m0));
+    fflush(stdout);
+    have_prev = false;
+    if (usmp_is_connected(&g_ctx)) continue; /* the session survived the error */
+    printf("SESSION_END %d next=%d reason=%s\n", k.session, i + 1, name(err));
+    if (i + 1 < g_count && !soak_reopen(&k, i + 1)) return false;
+  }
+  if (usmp_is_connected(&g_ctx)) {
+    /* Exactly once: nothing more may arrive after the last echo. */
+    uint64_t d0 = now_ms();
+    while (now_ms() - d0 < 500) {
+      int n = usmp_recv(&g_ctx, g_rx, (uint16_t)sizeof g_rx);
+      if (n > 0) return fail("an extra %d-byte message arrived after the last echo", n);
+      if (n < 0) {
+        printf("DRAIN_ERROR %s\n", name(n));
+        break;
+      }
+    }
+    printf("SESSION_END %d next=%d reason=close\n", k.session, g_count);
+  }
+  usmp_close(&g_ctx);
+  printf("SOAK count=%d ok=%d failed=%d sessions=%d bytes=%zu ms=%llu\n", g_count, k.ok,
+         k.failed, k.session, bytes, (unsigned long long)(now_ms() - t0));
+  fflush(stdout);
+  return true;
+}
+
 static bool wait_runner(const char *want) {
   char line[128];
   if (!fgets(line, sizeof line, stdin)) return fail("stdin closed while waiting for '%s'", want);
@@ -638,9 +844,9 @@ static void usage(void) {
   fprintf(stderr,
           "usage: interop_client --port N --psk TEXT --scenario NAME [--host H] "
           "[--proto-version 1|2] [--proto tcp|udp] [--count N] [--transport-timeout-ms MS] "
-          "[--log-level 0..4]\n"
+          "[--log-level 0..4] [--seed S] [--echo-timeout-ms MS]\n"
           "scenarios: echo too_big keepalive gw_ping rekey_device rekey_gateway bye_device "
-          "bye_gateway wrong_psk version_mismatch (v1_vs_v2) reconnect mixed_echo bench\n");
+          "bye_gateway wrong_psk version_mismatch (v1_vs_v2) reconnect mixed_echo bench soak\n");
 }
 
 int main(int argc, char **argv) {
@@ -657,6 +863,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--transport-timeout-ms")) g_transport_timeout_ms = (uint32_t)atoi(v);
     else if (!strcmp(a, "--log-level")) log_level = atoi(v);
     else if (!strcmp(a, "--count")) g_count = atoi(v);
+    else if (!strcmp(a, "--seed")) g_seed = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--echo-timeout-ms")) g_echo_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
     else if (!strcmp(a, "--proto")) {
       if (!strcmp(v, "udp")) g_udp = true;
       else if (!strcmp(v, "tcp")) g_udp = false;
@@ -687,6 +895,7 @@ int main(int argc, char **argv) {
       {"reconnect", sc_reconnect},
       {"mixed_echo", sc_mixed_echo},
       {"bench", sc_bench},
+      {"soak", sc_soak},
   };
   bool (*fn)(void) = NULL;
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
@@ -701,7 +910,8 @@ int main(int argc, char **argv) {
   uint64_t t0 = now_ms();
   bool ok = fn();
   if (g_udp) {
-    /* What the datagram link went through (counters survive the end of a session). */
+    /* What the datagram link went through (counters survive the end of a session and
+     * usmp_reconnect; only usmp_connect resets them). */
     usmp_stats_t st;
     if (usmp_get_stats(&g_ctx, &st) == USMP_OK)
       printf("STATS retransmits=%u duplicates=%u rejected=%u bad_acks=%u\n",

@@ -27,10 +27,12 @@ What it does to the traffic, decided by one ``random.Random(--seed)`` in arrival
   may instead send the device a forged UTACK for that frame (right type and seq, random MAC
   or none), which the device must not take as the acknowledgement.
 
-Bounds that keep the real gateway alive (it gives up a frame after 5 attempts): nothing is
-impaired before the first session frame (the handshake runs clean: failed handshakes lock
-127.0.0.1 out of the gateway), and each exchange (one frame, its retransmissions and the
-UTACKs for them) is dropped or held at most --max-impair times in all (default 1). The
+Bounds that keep the real gateway's session alive (it gives up a frame after 5 attempts):
+nothing is impaired before the first session frame (the first handshake runs clean:
+failed handshakes lock 127.0.0.1 out of the gateway; later handshakes, e.g. after a
+reconnect, are impaired like everything else), and each exchange (one frame of one device
+address, its retransmissions and the UTACKs for them) is dropped or held at most
+--max-impair times in all (default 1; 0 = no bound, every datagram takes its chances). The
 budget is per exchange, not per datagram, because losses compound: while the device waits
 for the UTACK of its own frame it does not acknowledge the gateway's frames (the library
 leaves them to the gateway's retransmission), so every attempt the device spends waiting
@@ -101,7 +103,7 @@ class Proxy:
         self.args = args
         self.rng = random.Random(args.seed)
         self.dirs = {C2G: Direction(C2G), G2C: Direction(G2C)}
-        self.impaired: dict[tuple[str, int, int], int] = {}
+        self.impaired: dict[tuple[Any, str, int, int], int] = {}
         self.spoofs = {k: 0 for k in SPOOF_KINDS + ("forged_utack",)}
         self.session_started = False
         self.down: asyncio.DatagramTransport | None = None
@@ -118,12 +120,14 @@ class Proxy:
 
     # ------------------------------------------------------------------ plumbing
 
-    def note(self, what: str, d: bytes) -> None:
+    def note(self, what: str, d: bytes, addr: Any) -> None:
+        """One line per decision: time, direction and decision, length, frame or UTACK
+        type and seq, and the device's port (one per session of a reconnecting device)."""
         if self.log is not None:
             kind = (f"type=0x{frame_type(d):02x} seq={struct.unpack_from('<I', d, 4)[0]}" if is_frame(d)
                     else f"utack type=0x{d[2]:02x} seq={struct.unpack_from('<I', d, 3)[0]}" if is_utack(d)
                     else "other")
-            self.log.write(f"{time.monotonic() - self.t0:8.3f} {what} len={len(d)} {kind}\n")
+            self.log.write(f"{time.monotonic() - self.t0:8.3f} {what} len={len(d)} {kind} dev={addr[1]}\n")
 
     def emit(self, direction: str, d: bytes, addr: Any) -> None:
         if direction == C2G and is_utack(d) and self.gw_waiting is not None and d[2:7] == self.gw_waiting:
@@ -138,7 +142,7 @@ class Proxy:
     def forward(self, direction: str, d: bytes, addr: Any) -> None:
         dr = self.dirs[direction]
         dr.counts["forwarded"] += 1
-        self.note(f"{direction} fwd", d)
+        self.note(f"{direction} fwd", d, addr)
         self.emit(direction, d, addr)
         # Held datagrams of this direction now follow this one (reordering).
         loop = asyncio.get_running_loop()
@@ -148,7 +152,7 @@ class Proxy:
             loop.call_later(0.030, self.release, direction, item[0], item[1])
 
     def release(self, direction: str, d: bytes, addr: Any) -> None:
-        self.note(f"{direction} late", d)
+        self.note(f"{direction} late", d, addr)
         self.emit(direction, d, addr)
 
     def release_held(self, direction: str, d: bytes, addr: Any) -> None:
@@ -159,19 +163,22 @@ class Proxy:
     # ------------------------------------------------------------------ impairment
 
     @staticmethod
-    def exchange(direction: str, d: bytes) -> tuple[str, int, int] | None:
-        """The exchange a datagram belongs to: (sender of the frame, type, seq)."""
+    def exchange(direction: str, d: bytes, addr: Any) -> tuple[Any, str, int, int] | None:
+        """The exchange a datagram belongs to: (device address, sender of the frame, type,
+        seq). The address keeps the sessions of a reconnecting device apart (each dials
+        from a new port and numbers its frames from 0 again)."""
         if is_frame(d):
-            return ("device" if direction == C2G else "gateway", d[3], struct.unpack_from("<I", d, 4)[0])
+            return (addr, "device" if direction == C2G else "gateway", d[3], struct.unpack_from("<I", d, 4)[0])
         if is_utack(d):
-            return ("gateway" if direction == C2G else "device", d[2], struct.unpack_from("<I", d, 3)[0])
+            return (addr, "gateway" if direction == C2G else "device", d[2], struct.unpack_from("<I", d, 3)[0])
         return None
 
-    def may_impair(self, direction: str, d: bytes) -> bool:
+    def may_impair(self, direction: str, d: bytes, addr: Any) -> bool:
         if not self.session_started:
             return False
-        key = self.exchange(direction, d)
-        if key is None or self.impaired.get(key, 0) >= self.args.max_impair:
+        key = self.exchange(direction, d, addr)
+        bound = self.args.max_impair
+        if key is None or (bound > 0 and self.impaired.get(key, 0) >= bound):
             return False
         if self.args.v1_safe:
             if direction == G2C and is_utack(d) and self.gw_waiting is not None:
@@ -203,22 +210,22 @@ class Proxy:
             self.utack_drops[d[2]] -= 1
             self.targeted += 1
             dr.counts["dropped"] += 1
-            self.note(f"{direction} DROP (targeted)", d)
+            self.note(f"{direction} DROP (targeted)", d, addr)
             return
 
         if self.args.spoof > 0 and self.session_started and r_spoof < self.args.spoof:
             self.spoof(direction, d, addr, kind_pick, extra)
 
-        impair = self.may_impair(direction, d)
-        key = self.exchange(direction, d)
+        impair = self.may_impair(direction, d, addr)
+        key = self.exchange(direction, d, addr)
         if impair and key is not None and r_drop < self.args.drop:
             self.impaired[key] = self.impaired.get(key, 0) + 1
             dr.counts["dropped"] += 1
-            self.note(f"{direction} DROP", d)
+            self.note(f"{direction} DROP", d, addr)
         elif impair and key is not None and self.may_copy(direction, d) and r_reorder < self.args.reorder:
             self.impaired[key] = self.impaired.get(key, 0) + 1
             dr.counts["reordered"] += 1
-            self.note(f"{direction} HOLD", d)
+            self.note(f"{direction} HOLD", d, addr)
             h = loop.call_later(0.120, self.release_held, direction, d, addr)
             dr.held.append((d, addr, h))
         else:
@@ -226,7 +233,7 @@ class Proxy:
 
         if self.may_copy(direction, d) and r_dup < self.args.dup:
             dr.counts["duplicated"] += 1
-            self.note(f"{direction} DUP", d)
+            self.note(f"{direction} DUP", d, addr)
             loop.call_later(0.005 + 0.035 * extra, self.release, direction, d, addr)
 
         if direction == G2C and is_frame(d) and frame_type(d) in SESSION_TYPES:
@@ -242,7 +249,7 @@ class Proxy:
             head = UTACK_MAGIC + d[3:8]
             forged = head + (bytes(rng.getrandbits(8) for _ in range(8)) if extra < 0.8 else b"")
             self.spoofs["forged_utack"] += 1
-            self.note(f"{G2C} SPOOF forged_utack", forged)
+            self.note(f"{G2C} SPOOF forged_utack", forged, addr)
             self.emit(G2C, forged, addr)
             return
         if not (is_frame(d) and frame_type(d) in SESSION_TYPES):
@@ -268,7 +275,7 @@ class Proxy:
                 return
             out = self.history[int(extra * (len(self.history) - 2))]
         self.spoofs[kind] += 1
-        self.note(f"{G2C} SPOOF {kind}", out)
+        self.note(f"{G2C} SPOOF {kind}", out, addr)
         self.emit(G2C, out, addr)
 
     def stats(self) -> dict[str, Any]:
@@ -365,7 +372,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--reorder", type=float, default=0.05)
     ap.add_argument("--spoof", type=float, default=0.0, help="forgeries toward the device (v2 only)")
     ap.add_argument("--max-impair", type=int, default=1,
-                    help="drops + holds per exchange (a frame, its retransmissions, their UTACKs)")
+                    help="drops + holds per exchange (a frame, its retransmissions, their UTACKs); 0 = no bound")
     ap.add_argument("--v1-safe", action="store_true", help="for the usmp 0.5.1 gateway (see above)")
     ap.add_argument("--drop-utack", action="append", metavar="TYPE:N",
                     help="drop the first N gateway UTACKs for device frames of TYPE (repeatable)")

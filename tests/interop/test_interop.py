@@ -23,10 +23,7 @@ Run:  scripts/setup-python.sh && .venv-interop/v2/bin/python -m pytest tests/int
 from __future__ import annotations
 
 import json
-import os
 import queue
-import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -39,17 +36,16 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # tests/gateway_harness.py, shared with tests/stm32
-from gateway_harness import VERSIONS, Gateway, ensure_venvs, gateways, new_run_dir, node_dir, run_build  # noqa: E402
+sys.path.insert(0, str(HERE))  # client_harness.py, shared with test_soak.py
+from client_harness import (BUILD_DIR, build_client, client_cmd, describe_exit, device_stats,  # noqa: E402
+                            result_line, start_proxy, stop_proxy)
+from gateway_harness import VERSIONS, Gateway, ensure_venvs, gateways, new_run_dir, node_dir  # noqa: E402
 
-PROXY = HERE / "lossy_proxy.py"
 BENCH = HERE / "bench_udp.py"
-BUILD_DIR = Path(os.environ.get("USMP_INTEROP_BUILD")
-                 or str(Path(os.environ.get("USMP_BUILD_DIR") or REPO / "build") / "interop"))
 PSK = "usmp-interop-psk-0123456789abcdef"
 WRONG_PSK = "usmp-interop-WRONG-psk-987654321"
 
 CLIENT_TIMEOUT_S = 40.0      # one scenario run (each is ~1-3 s when healthy; lossy UDP ~15 s)
-BUILD_TIMEOUT_S = 1200.0     # first build compiles the Rust core
 
 RESULTS: list[dict[str, Any]] = []
 
@@ -63,17 +59,7 @@ def venvs() -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def client_bin() -> Path:
-    if shutil.which("cmake") is None:
-        pytest.fail("cmake not found")
-    gen = ["-G", "Ninja"] if shutil.which("ninja") else []
-    BUILD_DIR.mkdir(parents=True, exist_ok=True)
-    run_build([["cmake", "-S", str(HERE), "-B", str(BUILD_DIR), *gen, "-DCMAKE_BUILD_TYPE=Release"],
-               ["cmake", "--build", str(BUILD_DIR), "--target", "interop_client", "udp_transport_check"]],
-              BUILD_DIR / "build-output.log", BUILD_TIMEOUT_S)
-    exe = BUILD_DIR / "interop_client"
-    if not exe.exists():
-        pytest.fail(f"{exe} was not produced")
-    return exe
+    return build_client()
 
 
 # --------------------------------------------------------------------------- gateway
@@ -117,12 +103,6 @@ def own_gateway(venvs: dict[str, Path], workdir: Path, request: pytest.FixtureRe
 
 # --------------------------------------------------------------------------- client
 
-def client_cmd(exe: Path, gw: Gateway, scenario: str, version: int, psk: str = PSK,
-               port: int | None = None, extra: list[str] | None = None) -> list[str]:
-    return [str(exe), "--host", "127.0.0.1", "--port", str(gw.port if port is None else port), "--psk", psk,
-            "--proto-version", str(version), "--proto", gw.proto, "--scenario", scenario, *(extra or [])]
-
-
 def label(scenario: str, gw: Gateway) -> str:
     return scenario if gw.proto == "tcp" else f"{scenario}/udp"
 
@@ -130,21 +110,6 @@ def label(scenario: str, gw: Gateway) -> str:
 def record(name: str, ver: str, outcome: str, seconds: float, detail: str = "") -> None:
     RESULTS.append({"scenario": name, "version": ver, "outcome": outcome, "seconds": round(seconds, 2),
                     "detail": detail})
-
-
-def device_stats(out: str) -> dict[str, int]:
-    """The client's usmp_get_stats line: STATS retransmits=R duplicates=D rejected=X bad_acks=B."""
-    line = result_line(out, "STATS")
-    assert line and "unavailable" not in line, f"no STATS line in the client output:\n{out}"
-    return {k: int(v) for k, v in (kv.split("=") for kv in line.split())}
-
-
-def describe_exit(rc: int) -> str:
-    if rc < 0:
-        sig = signal.Signals(-rc).name
-        hint = " (SIGPIPE: a write to a closed socket killed the process)" if sig == "SIGPIPE" else ""
-        return f"killed by {sig}{hint}"
-    return f"exit {rc}"
 
 
 def run_client(exe: Path, gw: Gateway, scenario: str, version: int, psk: str = PSK,
@@ -166,13 +131,6 @@ def run_client(exe: Path, gw: Gateway, scenario: str, version: int, psk: str = P
         pytest.fail(f"{scenario} over {gw.proto} (device wire v{version} vs gateway usmp {VERSIONS[gw.ver]['usmp']}) "
                     f"failed: {describe_exit(proc.returncode)}\n--- client:\n{out}\n--- gateway log:\n{gw.tail()}")
     return out, dt
-
-
-def result_line(out: str, key: str) -> str:
-    for ln in out.splitlines():
-        if ln.startswith(key + " "):
-            return ln[len(key) + 1:]
-    return ""
 
 
 def sessions_since(gw: Gateway, mark: int) -> list[int]:
@@ -471,7 +429,7 @@ def test_reconnect(client_bin: Path, own_gateway: Callable[..., Gateway], ver: s
     gw = own_gateway(ver, proto)
     name = label("reconnect", gw)
     t0 = time.monotonic()
-    proc = subprocess.Popen(client_cmd(client_bin, gw, "reconnect", wire), stdin=subprocess.PIPE,
+    proc = subprocess.Popen(client_cmd(client_bin, gw, "reconnect", wire, PSK), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     reader = LineReader(proc)
     assert proc.stdin is not None
@@ -533,35 +491,6 @@ LOSSY_COUNT = 50
 LOSSY_SEED = 20240611
 
 
-def start_proxy(gw: Gateway, workdir: Path, args: list[str]) -> tuple[subprocess.Popen, int, Path]:
-    ready, stats = workdir / "proxy-ready", workdir / "proxy-stats.json"
-    for p in (ready, stats):
-        p.unlink(missing_ok=True)
-    proc = subprocess.Popen([sys.executable, str(PROXY), "--upstream-port", str(gw.port), "--seed", str(LOSSY_SEED),
-                             "--ready-file", str(ready), "--stats-file", str(stats),
-                             "--log", str(workdir / "proxy-decisions.txt"), "--duration", "120", *args],
-                            stdin=subprocess.DEVNULL, stdout=open(workdir / "proxy-stdout.txt", "w"),
-                            stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 15
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"lossy proxy did not start:\n{(workdir / 'proxy-stdout.txt').read_text()[-2000:]}")
-        time.sleep(0.02)
-    return proc, int(ready.read_text().split()[2]), stats
-
-
-def stop_proxy(proc: subprocess.Popen, stats: Path) -> dict[str, Any]:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    return json.loads(stats.read_text()) if stats.exists() else {}
-
-
 @pytest.mark.parametrize("ver,wire", MATRIX, ids=["v1", "v2"])
 def test_udp_lossy(client_bin: Path, own_gateway: Callable[..., Gateway], ver: str, wire: int) -> None:
     """50 echoes of mixed sizes (up to 1808) through lossy_proxy.py: every echo must arrive
@@ -571,7 +500,7 @@ def test_udp_lossy(client_bin: Path, own_gateway: Callable[..., Gateway], ver: s
     gw = own_gateway(ver, "udp", lib_log_level="DEBUG")
     args = ["--drop", "0.08", "--dup", "0.05", "--reorder", "0.05"]
     args += ["--spoof", "0.12"] if wire == 2 else ["--v1-safe"]
-    proxy, pport, stats_path = start_proxy(gw, gw.workdir, args)
+    proxy, pport, stats_path = start_proxy(gw, gw.workdir, LOSSY_SEED, args)
     mark = len(gw.events())
     try:
         out, dt = run_client(client_bin, gw, "mixed_echo", wire, port=pport, extra=["--count", str(LOSSY_COUNT)])

@@ -25,7 +25,7 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(HERE))
 from gateway_harness import Gateway, ensure_venvs, gateways, new_run_dir, node_dir, run_build  # noqa: E402
-from test_interop import start_proxy, stop_proxy  # noqa: E402
+from client_harness import start_proxy, stop_proxy  # noqa: E402
 
 BUILD_DIR = Path(os.environ.get("USMP_INTEROP_BUILD")
                  or str(Path(os.environ.get("USMP_BUILD_DIR") or REPO / "build") / "interop"))
@@ -35,6 +35,8 @@ SIZES = [0, 1, 100, 452, 453, 904, 1000, 1356, 1807, 1808, 5]
 # A poll never waits for the network; it may compute (X25519 in the handshake, AES-GCM).
 # A loose bound on a shared, noisy machine: far below any network wait of the tests.
 MAX_POLL_US = 200_000
+# The lossy proxy's decisions (the seed test_interop.py's lossy test uses).
+LOSSY_SEED = 20240611
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +106,7 @@ def test_superloop_through_the_lossy_proxy(nb_bin: Path, own_gateway: Callable[.
     gw = own_gateway(ver, "udp", lib_log_level="DEBUG")
     args = ["--drop", "0.08", "--dup", "0.05", "--reorder", "0.05"]
     args += ["--spoof", "0.12"] if wire == 2 else ["--v1-safe"]
-    proxy, pport, stats_path = start_proxy(gw, gw.workdir, args)
+    proxy, pport, stats_path = start_proxy(gw, gw.workdir, LOSSY_SEED, args)
     try:
         st = run_nb(nb_bin, gw, pport, wire, "--count", str(count), timeout=300)
     finally:
