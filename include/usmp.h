@@ -922,6 +922,13 @@ int usmp_keepalive_tick(struct usmp_t *ctx);
  * new key (numbered from 0 again) and the session stalls. Over UDP, rotate keys by
  * reconnecting instead (a new handshake gives new keys) until the gateway is fixed.
  *
+ * On a byte stream, rekey when no message from the gateway is under way (e.g. once the
+ * answer you wait for has arrived): usmp 1.2.2 takes a REKEY between two fragments of its
+ * own message and sends the rest under the new key, which the device cannot tell from an
+ * attacker deleting the end of one message to splice on the next; such a message ends the
+ * session with `USMP_ERR_FRAGMENTATION`. (Over UDP the gateway's stop-and-wait sending rules
+ * the deletion out, and the message is taken whole.)
+ *
  * # Safety
  * `ctx` null or valid.
  */

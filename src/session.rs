@@ -555,7 +555,14 @@ impl Session {
     /// message larger than `msg`) leaves the session usable, as do all errors in datagram
     /// mode except BYE.
     pub fn process(&mut self, o: Opened<'_>, msg: &mut [u8]) -> Result<Rx, Error> {
-        if self.freshness(o.seq, o.epoch) != Freshness::Fresh {
+        let fresh = self.freshness(o.seq, o.epoch);
+        if fresh != Freshness::Fresh {
+            if fresh == Freshness::Gap && o.epoch == Epoch::Previous && self.has(FRAG_PREV) {
+                // An authentic frame under the previous key beyond the next one: the peer
+                // sent more under that key than arrived, so the message held under it has
+                // lost a part and must not go on into the current key.
+                self.reset_message();
+            }
             return Err(Error::ReplayDetected);
         }
         self.accept(o.seq, o.epoch);
@@ -563,11 +570,14 @@ impl Session {
         let data = matches!(ty, FrameType::Data | FrameType::DataFrag);
         let prev = o.epoch == Epoch::Previous;
         if self.frags > 0 && data {
-            // A message goes on under its key at the next seq; or, once, from the previous
-            // key into the current one at its first seq (a peer whose keys changed while it
-            // was sending the message). Anything else is not this message's next part.
+            // A message goes on under its key at the next seq; or, on a datagram link, once,
+            // from the previous key into the current one at its first seq (a peer whose keys
+            // changed while it was sending the message: usmp 1.2.2 takes our REKEY between
+            // two fragments). Its stop-and-wait sender cannot have left frames under the old
+            // key behind. On a stream an attacker who deletes the old key's last frames would
+            // splice two messages that way, undetectably: not taken (`Fragmentation`).
             let same_key = prev == self.has(FRAG_PREV);
-            let crossing = self.has(FRAG_PREV) && !prev && o.seq == 0;
+            let crossing = self.is_datagram() && self.has(FRAG_PREV) && !prev && o.seq == 0;
             if !((same_key && o.seq == self.frag_next) || crossing) {
                 self.reset_message();
                 if !self.is_datagram() {

@@ -436,3 +436,79 @@ fn counters_never_move_back() {
         "set_tx_next cannot move the send counter back"
     );
 }
+
+/// Seals `parts` as consecutive frames of one message: fragments, then (when `ends`) the
+/// last as DATA.
+fn seal_parts(s: &mut Session, parts: &[&[u8]], ends: bool) -> Vec<Vec<u8>> {
+    let mut buf = [0u8; MAX_FRAME];
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let ty = if ends && i + 1 == parts.len() {
+                FrameType::Data
+            } else {
+                FrameType::DataFrag
+            };
+            let n = s.seal_plaintext(ty, p, &mut buf).unwrap();
+            buf[..n].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn a_gateway_message_across_the_device_rekey_is_whole_on_datagrams_refused_on_streams() {
+    // usmp 1.2.2 takes the device's REKEY between two fragments of its own message and seals
+    // the rest under the new keys from seq 0. On a datagram link (stop-and-wait) that is the
+    // only way frames of two keys meet in one message; on a stream an attacker who deletes
+    // the old key's last frames could splice two messages the same way, so it is refused.
+    for dgram in [false, true] {
+        let (mut dev, mut gw) = pair(Version::V2);
+        dev.set_datagram(dgram);
+        gw.set_datagram(dgram);
+        let msg = pattern(1000, 7);
+        let mut first = seal_parts(&mut gw, &[&msg[..452]], false);
+        let mut buf = [0u8; MAX_FRAME];
+        let n = dev.start_rekey(&[9; 32], &mut buf).unwrap();
+        let mut out = vec![0u8; MAX_MESSAGE];
+        assert_eq!(gw.receive(&mut buf[..n], &mut out), Ok(Rx::Rekeyed));
+        let mut rest = seal_parts(&mut gw, &[&msg[452..904], &msg[904..]], true);
+        assert_eq!(header_seq_of(&rest[0]), 0);
+        assert_eq!(dev.receive(&mut first[0], &mut out), Ok(Rx::Fragment));
+        let r = deliver(&mut dev, &mut rest, &mut out);
+        if dgram {
+            assert_eq!(r, Ok(Rx::Message(1000)));
+            assert_eq!(&out[..1000], &msg[..]);
+        } else {
+            assert_eq!(r, Err(Error::Fragmentation));
+        }
+    }
+}
+
+#[test]
+fn a_gap_under_the_previous_key_drops_the_message_held_under_it() {
+    // Datagram link: the gateway's first message ends under the old key (three frames), then
+    // its next one starts under the new key at seq 0. The device got the first fragment,
+    // lost the second and sees the third: the first message has lost a part, and the second
+    // must come alone, not spliced onto it.
+    let (mut dev, mut gw) = pair(Version::V2);
+    dev.set_datagram(true);
+    gw.set_datagram(true);
+    let m1 = pattern(1000, 1);
+    let mut f = seal_parts(&mut gw, &[&m1[..452], &m1[452..904], &m1[904..]], true);
+    let mut buf = [0u8; MAX_FRAME];
+    let n = dev.start_rekey(&[3; 32], &mut buf).unwrap();
+    let mut out = vec![0u8; MAX_MESSAGE];
+    assert_eq!(gw.receive(&mut buf[..n], &mut out), Ok(Rx::Rekeyed));
+    let m2 = pattern(30, 2);
+    let mut g = seal_parts(&mut gw, &[&m2], true);
+    assert_eq!(dev.receive(&mut f[0], &mut out), Ok(Rx::Fragment));
+    assert_eq!(dev.receive(&mut f[2], &mut out), Err(Error::ReplayDetected));
+    assert!(!dev.reassembling());
+    assert_eq!(dev.receive(&mut g[0], &mut out), Ok(Rx::Message(30)));
+    assert_eq!(&out[..30], &m2[..]);
+}
+
+fn header_seq_of(f: &[u8]) -> u32 {
+    u32::from_le_bytes([f[4], f[5], f[6], f[7]])
+}

@@ -9,8 +9,9 @@
  *             [--count N] [--rekey-every K] [--ping-every K] [--keepalive-ms MS]
  *             [--timeout-s S]
  *
- * --rekey-every K: usmp_nb_rekey after every K-th message (wire v2); --ping-every K:
- * usmp_nb_ping likewise. Prints "NB sent=S echoed=E intact=I polls=P max_poll_us=U
+ * --rekey-every K: usmp_nb_rekey after every K-th message (wire v2), once every echo so far
+ * has come back (on a byte stream a gateway message that crosses the key switch ends the
+ * session: usmp.h, usmp_rekey); --ping-every K: usmp_nb_ping after every K-th message. Prints "NB sent=S echoed=E intact=I polls=P max_poll_us=U
  * seconds=T retransmits=R duplicates=D rejected=X bad_acks=B" and exits 0 when every echo
  * was intact, 1 when not (naming the first difference or the unexpected event), 2 on bad
  * usage.
@@ -100,7 +101,7 @@ int main(int argc, char **argv)
     /* The superloop. */
     uint64_t t0 = cu_now_us(), deadline = t0 + (uint64_t)g_timeout_s * 1000000u;
     uint64_t polls = 0, max_poll_us = 0;
-    bool connected = false, sending = false, failed = false;
+    bool connected = false, sending = false, failed = false, rekey_due = false;
     int sent = 0, echoed = 0;
     while (!failed && echoed < g_count) {
         if (cu_now_us() > deadline) {
@@ -109,7 +110,16 @@ int main(int argc, char **argv)
             failed = true;
             break;
         }
-        if (connected && !sending && sent < g_count) {
+        if (rekey_due && echoed == sent) {
+            rekey_due = false;
+            rc = usmp_nb_rekey(&g_ctx, &g_nb);
+            if (rc != USMP_OK && rc != USMP_ERR_BUSY) {
+                printf("FAIL: usmp_nb_rekey: %s\n", usmp_err_name(rc));
+                failed = true;
+                break;
+            }
+        }
+        if (connected && !sending && !rekey_due && sent < g_count) {
             size_t n = msg_len(sent);
             cu_msg_fill(sent, g_tx, n);
             rc = usmp_nb_send(&g_ctx, &g_nb, g_tx, (uint16_t)n);
@@ -148,11 +158,7 @@ int main(int argc, char **argv)
             sending = false;
             sent++;
             if (g_rekey_every > 0 && sent % g_rekey_every == 0) {
-                rc = usmp_nb_rekey(&g_ctx, &g_nb);
-                if (rc != USMP_OK && rc != USMP_ERR_BUSY) {
-                    printf("FAIL: usmp_nb_rekey: %s\n", usmp_err_name(rc));
-                    failed = true;
-                }
+                rekey_due = true;
             } else if (g_ping_every > 0 && sent % g_ping_every == 0) {
                 rc = usmp_nb_ping(&g_ctx, &g_nb);
                 if (rc != USMP_OK && rc != USMP_ERR_BUSY) {
