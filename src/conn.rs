@@ -883,8 +883,6 @@ impl Conn {
             // acknowledged, so the peer sends it again.
             if fresh == Freshness::Gap {
                 bump(&mut self.stats.rejected);
-                // Refused; a gap under the previous key also drops the message held under it.
-                let _ = s.process(o, &mut []);
             }
             return Ok(Got::Nothing);
         }

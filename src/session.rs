@@ -501,11 +501,18 @@ impl Session {
             crypto::open(&self.prev_rx_key, &expected, aad, ct, tag)?;
             epoch = Epoch::Previous;
         }
+        let freshness = self.freshness(h.seq, epoch);
+        if freshness == Freshness::Gap && epoch == Epoch::Previous && self.has(FRAG_PREV) {
+            // Authentic, under the previous key, beyond the next one: the peer sent more under
+            // that key than arrived, so a message held under it has lost a part and must not
+            // go on into the current key.
+            self.reset_message();
+        }
         Ok(Opened {
             ty,
             seq: h.seq,
             epoch,
-            freshness: self.freshness(h.seq, epoch),
+            freshness,
             plaintext: ct,
         })
     }
@@ -555,14 +562,7 @@ impl Session {
     /// message larger than `msg`) leaves the session usable, as do all errors in datagram
     /// mode except BYE.
     pub fn process(&mut self, o: Opened<'_>, msg: &mut [u8]) -> Result<Rx, Error> {
-        let fresh = self.freshness(o.seq, o.epoch);
-        if fresh != Freshness::Fresh {
-            if fresh == Freshness::Gap && o.epoch == Epoch::Previous && self.has(FRAG_PREV) {
-                // An authentic frame under the previous key beyond the next one: the peer
-                // sent more under that key than arrived, so the message held under it has
-                // lost a part and must not go on into the current key.
-                self.reset_message();
-            }
+        if self.freshness(o.seq, o.epoch) != Freshness::Fresh {
             return Err(Error::ReplayDetected);
         }
         self.accept(o.seq, o.epoch);
