@@ -247,32 +247,12 @@ for run in ota_runs:
 
 # cobs: selector (bit 0: the C transport too, bit 1: raw framing), piece size, then the line:
 # vector frames COBS-framed back to back (with a stub and garbage between some), and raw.
-def cobs_wire(d):
-    out = bytearray([0])
-    i = 0
-    while True:
-        run = d[i:i + 254]
-        z = run.find(0)
-        if z >= 0:
-            out.append(z + 1)
-            out += run[:z]
-            i += z + 1
-            continue
-        out.append(len(run) + 1)
-        out += run
-        i += len(run)
-        if len(run) < 254 or i >= len(d):
-            break
-    out.append(0)
-    return bytes(out)
-
-
-framed = [cobs_wire(f) for f in all_frames[:24]]
+framed = [usmp_wire.cobs_encode(f) for f in all_frames[:24]]
 for piece in (0, 7, 63):
     seeds["cobs"].add(bytes([1, piece]) + b"".join(framed))
     seeds["cobs"].add(bytes([1, piece]) + framed[0][:20] + b"\x13\x37" + b"".join(framed[1:6]))
     seeds["cobs"].add(bytes([3, piece]) + b"".join(all_frames[:12]))
-seeds["cobs"].add(bytes([0, 0]) + b"\xff" * 600 + cobs_wire(b"tail"))
+seeds["cobs"].add(bytes([0, 0]) + b"\xff" * 600 + usmp_wire.cobs_encode(b"tail"))
 
 
 # Regression inputs: findings, kept as files under fuzz/regressions/<target>/ (scripts/fuzz.sh

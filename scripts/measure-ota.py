@@ -75,41 +75,13 @@ def main() -> int:
         finally:
             os.environ.pop("RUSTC_BOOTSTRAP", None)
         elf = link(M.M4, lib, PROBE, "ota_probe_reset", "ota-stacksizes")
-        frames = frames_of(elf)
+        frames = M.stack_frames(elf)
         names = M.demangle([n for _, n in frames])
         shown = [(s, n) for (s, _), n in zip(frames, names) if any(h in n for h in OTA_SYMBOL_HINTS)]
         print(f"largest frames of the OTA code (thumbv7em, bytes; -Z emit-stack-sizes):")
         for s, n in shown[:a.frames]:
             print(f"  {s:6d}  {M.short_name(n)[:100]}")
     return 0
-
-
-def frames_of(elf: Path) -> list[tuple[int, str]]:
-    """(frame size, symbol) from .stack_sizes, largest first (as measure.py frames reads it)."""
-    e = M.Elf(elf)
-    sec = e.section(".stack_sizes")
-    if not sec:
-        raise M.Failure(f"no .stack_sizes in {elf}")
-    names: dict[int, str] = {}
-    for s in e.symbols():
-        if s["type"] == 2 and s["value"]:
-            names.setdefault(s["value"] & ~1, s["name"])
-    data = e.data[sec["offset"]:sec["offset"] + sec["size"]]
-    out, i = [], 0
-    while i + 4 <= len(data):
-        addr = int.from_bytes(data[i:i + 4], "little")
-        i += 4
-        size = shift = 0
-        while True:
-            b = data[i]
-            i += 1
-            size |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-        if addr:
-            out.append((size, names.get(addr & ~1, f"0x{addr:08x}")))
-    return sorted(out, reverse=True)
 
 
 if __name__ == "__main__":

@@ -107,6 +107,20 @@ def run_build(steps: list[list[str]], log: Path, timeout_s: float) -> None:
                 pytest.fail(f"build step failed: {' '.join(cmd)}\n{log.read_text()[-6000:]}")
 
 
+def print_results(request: pytest.FixtureRequest, results: list[str], path: Path, title: str) -> None:
+    """A suite's result lines, written to `path` and printed past pytest's capture (the
+    summary a session-scoped fixture gives at the end)."""
+    if not results:
+        return
+    text = "\n".join(results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        with capman.global_and_fixture_disabled():
+            print(f"\n{title} (also in {path}):\n{text}")
+
+
 def new_run_dir(base: Path) -> Path:
     """A new base/run-XXXX directory; older runs beyond the last few are deleted."""
     base.mkdir(parents=True, exist_ok=True)

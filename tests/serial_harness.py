@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from gateway_harness import REPO, run_build
+from usmp_wire import cobs_encode  # noqa: F401 (the suites import it from here)
 from qemu_harness import QemuRun
 
 CLI_BUILD = Path(os.environ.get("USMP_BUILD_DIR") or str(REPO / "build")) / "cli"
@@ -48,27 +49,6 @@ def usmp_cli() -> Path:
             pytest.fail(f"{exe} was not built")
         _cli = exe
     return _cli
-
-
-def cobs_encode(data: bytes) -> bytes:
-    """00 || COBS(data) || 00: runs of up to 254 non-zero bytes behind a length byte."""
-    out = bytearray([0])
-    i = 0
-    while True:
-        run = data[i:i + 254]
-        z = run.find(0)
-        if z >= 0:
-            out.append(z + 1)
-            out += run[:z]
-            i += z + 1
-            continue
-        out.append(len(run) + 1)
-        out += run
-        i += len(run)
-        if len(run) < 254 or i >= len(data):
-            break
-    out.append(0)
-    return bytes(out)
 
 
 def read_until(fd: int, marker: str, timeout_s: float) -> str:

@@ -1,7 +1,7 @@
 """The USMP frame layout (PROTOCOL.md sections 2-3) for the Python test tools, in one place:
 the generators of C test data (tests/c/gen_vectors_h.py), the stack-measurement frames
-(tools/stack/gen_frames.py), the fuzz seed corpus (fuzz/seed_corpus.py) and the lossy UDP
-proxy (tests/interop/lossy_proxy.py). Facts of the wire format only; the protocol itself is
+(tools/stack/gen_frames.py), the fuzz seed corpus (fuzz/seed_corpus.py), the lossy UDP
+proxy (tests/interop/lossy_proxy.py) and the serial test harness (COBS framing). Facts of the wire format only; the protocol itself is
 the Rust core's, and the peer in the interop tests is the real gateway from PyPI.
 
 Each tool puts tests/ on sys.path and imports it.
@@ -49,3 +49,25 @@ def seal(ver: int, key: bytes, sid: bytes, ty: int, seq: int, pt: bytes) -> byte
     nonce = seq.to_bytes(4, "little") + sid[:8]
     aad = header10(ver, ty, seq, len(pt) + AEAD_OVERHEAD)
     return frame(ver, ty, seq, nonce + AESGCM(key).encrypt(nonce, pt, aad))
+
+
+def cobs_encode(data: bytes) -> bytes:
+    """00 || COBS(data) || 00, as the UART transport frames a datagram: runs of up to 254
+    non-zero bytes behind a length byte."""
+    out = bytearray([0])
+    i = 0
+    while True:
+        run = data[i:i + 254]
+        z = run.find(0)
+        if z >= 0:
+            out.append(z + 1)
+            out += run[:z]
+            i += z + 1
+            continue
+        out.append(len(run) + 1)
+        out += run
+        i += len(run)
+        if len(run) < 254 or i >= len(data):
+            break
+    out.append(0)
+    return bytes(out)

@@ -31,7 +31,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from gateway_harness import Gateway, ensure_venvs, gateways, new_run_dir, node_dir, run_build  # noqa: E402
+from gateway_harness import (Gateway, ensure_venvs, gateways, new_run_dir, node_dir, print_results,  # noqa: E402
+                             run_build)
 from serial_harness import CLI_BUILD, BridgeProc, cobs_encode, usmp_cli  # noqa: E402
 
 PSK = "usmp-cli-test-psk-0123456789abcdef"
@@ -265,12 +266,4 @@ def test_noise(cli: Path, gateway: Callable[..., Gateway], workdir: Path) -> Non
 @pytest.fixture(scope="session", autouse=True)
 def _summary(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    if not RESULTS:
-        return
-    text = "\n".join(RESULTS)
-    CLI_BUILD.mkdir(parents=True, exist_ok=True)
-    (CLI_BUILD / "cli-results.txt").write_text(text + "\n")
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-    if capman is not None:
-        with capman.global_and_fixture_disabled():
-            print("\ncli results (also in " + str(CLI_BUILD / "cli-results.txt") + "):\n" + text)
+    print_results(request, RESULTS, CLI_BUILD / "cli-results.txt", "cli results")

@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # tests/gateway_harness.py, shared with tests/interop
 from gateway_harness import (  # noqa: E402
-    VERSIONS, Gateway, ensure_venvs, gateways, new_run_dir, node_dir, run_build)
+    VERSIONS, Gateway, ensure_venvs, gateways, new_run_dir, node_dir, print_results, run_build)
 from qemu_harness import QemuRun, find_qemu, run_qemu  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "stm32_uart"
@@ -343,12 +343,4 @@ def test_size_report(firmware: Firmware, capsys: pytest.CaptureFixture[str]) -> 
 @pytest.fixture(scope="session", autouse=True)
 def _summary(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    if not RESULTS:
-        return
-    text = "\n".join(RESULTS)
-    BUILD_ROOT.mkdir(parents=True, exist_ok=True)
-    (BUILD_ROOT / "stm32-results.txt").write_text(text + "\n")
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-    if capman is not None:
-        with capman.global_and_fixture_disabled():
-            print("\nstm32 results (also in " + str(BUILD_ROOT / "stm32-results.txt") + "):\n" + text)
+    print_results(request, RESULTS, BUILD_ROOT / "stm32-results.txt", "stm32 results")

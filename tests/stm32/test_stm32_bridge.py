@@ -29,7 +29,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests/: the shared harnesses
 sys.path.insert(0, str(HERE))
-from gateway_harness import Gateway, ensure_venvs, gateways, node_dir  # noqa: E402
+from gateway_harness import Gateway, ensure_venvs, gateways, node_dir, print_results  # noqa: E402
 from qemu_harness import QemuRun, find_qemu  # noqa: E402
 from serial_harness import BridgeProc, QemuPty, usmp_cli  # noqa: E402
 from test_stm32 import BUILD_ROOT, EXPECTED_LENS, PSK, QEMU_TIMEOUT_S, Firmware  # noqa: E402
@@ -175,12 +175,4 @@ def test_framing_flash(fw: Firmware) -> None:
 @pytest.fixture(scope="module", autouse=True)
 def _summary(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    if not RESULTS:
-        return
-    text = "\n".join(RESULTS)
-    BUILD_ROOT.mkdir(parents=True, exist_ok=True)
-    (BUILD_ROOT / "stm32-bridge-results.txt").write_text(text + "\n")
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-    if capman is not None:
-        with capman.global_and_fixture_disabled():
-            print("\nstm32 bridge results (also in " + str(BUILD_ROOT / "stm32-bridge-results.txt") + "):\n" + text)
+    print_results(request, RESULTS, BUILD_ROOT / "stm32-bridge-results.txt", "stm32 bridge results")

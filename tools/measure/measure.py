@@ -630,6 +630,11 @@ def measure_frames(v: Variant, top: int) -> list:
     run([cc] + flags + ["-Os", "-ffreestanding", "-I", REPO / "include", "-nostdlib", "-nostartfiles",
                         "-Wl,--gc-sections", "-Wl,-e,Reset_Handler", "-Wl,-z,noexecstack",
                         REPO / "tools" / "size" / "probe.c", lib, "-lgcc", "-o", elf])
+    return stack_frames(elf), elf
+
+
+def stack_frames(elf):
+    """(frame size, symbol) from an ELF's .stack_sizes (-Z emit-stack-sizes), largest first."""
     e = Elf(elf)
     sec = e.section(".stack_sizes")
     if not sec:
@@ -655,7 +660,7 @@ def measure_frames(v: Variant, top: int) -> list:
         if addr:
             frames.append((size, names.get(addr & ~1, "0x%08x" % addr)))
     frames.sort(reverse=True)
-    return frames, elf
+    return frames
 
 
 def static_paths(elf: Path, frames, roots):
