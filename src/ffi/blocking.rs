@@ -1,5 +1,5 @@
-//! The blocking calls of the original C API. Each one runs an operation of [`crate::ops`]
-//! with [`Ctx::run`] and wipes the stack it used afterwards.
+//! The blocking calls of the original C API. Each one runs an operation of `ops`
+//! with `Ctx::run` and wipes the stack it used afterwards.
 //!
 //! Threads: one task may sit in `usmp_recv` while others call `usmp_send`, `usmp_ping`,
 //! `usmp_keepalive_tick` or `usmp_rekey` on the same context; every frame is sealed and

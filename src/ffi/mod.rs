@@ -1,9 +1,9 @@
 //! The C API of the original component, over the connection machine ([`crate::conn`],
-//! [`crate::ops`]).
+//! `ops`).
 //!
 //! - this file: the types, constants and port hooks of `usmp.h`, and the calls that need
 //!   no session (names, versions, defaults, log level);
-//! - [`ctx`]: what a call does with a `usmp_t`: the lock, the call bookkeeping, the clock,
+//! - `ctx`: what a call does with a `usmp_t`: the lock, the call bookkeeping, the clock,
 //!   the transport callbacks, and the loop that runs an operation;
 //! - [`blocking`]: the original's blocking calls (`usmp_connect`, `usmp_send`, ...);
 //! - [`nb`]: the non-blocking API for superloops (`usmp_nb_*`).

@@ -5,7 +5,7 @@
 //! sends, receives, PING/PONG, acknowledgements, retransmissions and the keepalive all
 //! progress across calls.
 //!
-//! The state that lives between calls (the operations of [`crate::ops`] under way, a frame
+//! The state that lives between calls (the operations of `ops` under way, a frame
 //! that has partly arrived, the frame waiting for its acknowledgement) is in a `usmp_nb_t`
 //! the application provides; the session itself stays in its `usmp_t`. The operations
 //! are the blocking API's: three of them at a time (receive, PING/REKEY, send), each with
