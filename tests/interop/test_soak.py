@@ -15,7 +15,7 @@ every later handshake (after a reconnect) runs through the same impairment. The 
 rates (the proxy's counters over what it received) are printed and recorded.
 
 USMP_SOAK_COUNT messages (default 1000, the CI run; the long run in SECURITY.md is 10,000
-from one device), shared among USMP_SOAK_DEVICES devices (default 8) that run at the same
+over 8 devices), shared among USMP_SOAK_DEVICES devices (default 8) that run at the same
 time, each with a gateway process and a proxy of its own and the seed USMP_SOAK_SEED + k.
 A message under 20 % loss takes about a second end to end, almost all of it spent waiting
 for retransmission timeouts (the whole CI run uses ~15 s of CPU), so eight devices cut it
@@ -53,7 +53,7 @@ message, or a late HELLO at the 1.2.2 gateway; anything else is reported as "une
 Everything goes to $USMP_BUILD_DIR/interop/soak-<count>x<devices>-<seed>.json.
 
 Run:  .venv-interop/v2/bin/python -m pytest tests/interop/test_soak.py -q -s
-      USMP_SOAK_COUNT=10000 USMP_SOAK_DEVICES=1 USMP_SOAK_SEED=... (the long run)
+      USMP_SOAK_COUNT=10000 USMP_SOAK_DEVICES=8 USMP_SOAK_SEED=20261207 (the long run)
 """
 
 from __future__ import annotations
