@@ -226,6 +226,20 @@ unsafe fn inner<'a>(ota: *mut usmp_ota_t) -> Option<&'a mut Receiver> {
     (st.marker == MARKER).then_some(&mut st.rx)
 }
 
+/// As [`inner`], read only: for the entry points that take a `const usmp_ota_t *` (a caller
+/// may hold only a shared reference to it).
+///
+/// # Safety
+/// `ota` is null or points to a valid `usmp_ota_t` not mutably borrowed for `'a`.
+unsafe fn inner_ref<'a>(ota: *const usmp_ota_t) -> Option<&'a Receiver> {
+    if ota.is_null() {
+        return None;
+    }
+    // SAFETY: as in `inner`, through a shared reference.
+    let st = unsafe { &*core::ptr::addr_of!((*ota).opaque).cast::<Inner>() };
+    (st.marker == MARKER).then_some(&st.rx)
+}
+
 impl From<Status> for usmp_ota_status_t {
     fn from(s: Status) -> Self {
         use usmp_ota_status_t::*;
@@ -428,8 +442,8 @@ pub unsafe extern "C" fn usmp_ota_progress(
     written: *mut u32,
     size: *mut u32,
 ) -> bool {
-    // SAFETY: caller contract; only read through the returned reference.
-    let Some(rx) = (unsafe { inner(ota.cast_mut()) }) else {
+    // SAFETY: caller contract.
+    let Some(rx) = (unsafe { inner_ref(ota) }) else {
         return false;
     };
     let Some((m, w)) = rx.in_progress() else {
