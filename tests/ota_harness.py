@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,13 @@ def sign(cli: Path, owner: Owner, image: Path, version: int, product: str, out: 
     return out
 
 
-def ota_events(gw: Gateway, name: str) -> list[dict[str, Any]]:
-    """The OTA gateway's events of one kind (pushed, refused, progress, paused, ...)."""
-    return [e for e in gw.events() if e.get("ev") == name]
+def ota_events(gw: Gateway, name: str, wait_s: float = 0.0) -> list[dict[str, Any]]:
+    """The OTA gateway's events of one kind (pushed, refused, progress, paused, ...). With
+    `wait_s`, waits that long at most for the first one: the device may exit on the
+    gateway's reply before the gateway has logged what it did."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = [e for e in gw.events() if e.get("ev") == name]
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.02)

@@ -144,7 +144,7 @@ def test_a_signed_image_installs_byte_identical(env: Env, proto: str) -> None:
     assert device_events(lines, "installed") == [f"EVENT installed version={RUNNING + 1} size={image.stat().st_size}"]
     assert out.read_bytes() == image.read_bytes()
     assert not Path(str(out) + ".part").exists()
-    pushed = events(gw, "pushed")
+    pushed = events(gw, "pushed", wait_s=5)
     assert len(pushed) == 1 and pushed[0]["resumed_from"] == 0, gw.tail()
     assert pushed[0]["size"] == image.stat().st_size
     sent = [e["sent"] for e in events(gw, "progress")]
@@ -230,7 +230,7 @@ def test_refusals_are_named_and_commit_nothing(env: Env, case: tuple) -> None:
     name = "USMP_OTA_" + want
     assert rc == 3, "\n".join(lines) + "\n" + gw.tail()
     assert device_events(lines, "refused") == [f"EVENT refused status={name} code={int(ota.Status[want])}"], lines
-    refused = events(gw, "refused")
+    refused = events(gw, "refused", wait_s=5)
     assert [e["name"] for e in refused] == [name], gw.tail()
     nothing_committed(out)
 
@@ -271,7 +271,7 @@ def test_a_dead_session_resumes_from_the_last_written_offset(env: Env, proto: st
     resumed = int(accepted[1].rsplit("offset=", 1)[1])
     assert resumed >= paused_at and resumed < image.stat().st_size, (paused_at, accepted)
     assert "EVENT session 2" in lines
-    pushed = events(gw, "pushed")
+    pushed = events(gw, "pushed", wait_s=5)
     assert len(pushed) == 1 and pushed[0]["resumed_from"] == resumed, gw.tail()
     # Only the rest went over the second session (the gateway sends chunks of 1800 bytes).
     size = image.stat().st_size

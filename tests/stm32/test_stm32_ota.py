@@ -116,7 +116,7 @@ def test_the_firmware_installs_a_signed_image(firmware: Path, qemu: Path, owner:
     assert run.rc == 0, run.out + "\n" + gw.tail()
     line = run.step("ota installed")
     assert line == f"STEP ota installed version={RUNNING + 1} size={len(image)} fnv1a={fnv1a(image):08x}", run.out
-    pushed = ota_events(gw, "pushed")
+    pushed = ota_events(gw, "pushed", wait_s=5)
     assert len(pushed) == 1 and pushed[0]["size"] == len(image), gw.tail()
     assert "slot hooks: begin 1, write 19, finish 1, abort 0" in run.out, run.out
     stack = run.line("STACK usmp_ota_handle")
@@ -136,5 +136,5 @@ def test_the_firmware_refuses_a_flipped_bit(firmware: Path, qemu: Path, owner: t
     run = run_qemu(qemu, "netduinoplus2", firmware, gw.port, wd, "ota-refuse", QEMU_TIMEOUT_S)
     assert run.rc == 5, run.out + "\n" + gw.tail()
     assert run.step("ota refused") == "STEP ota refused status=USMP_OTA_DIGEST_MISMATCH", run.out
-    assert [e["name"] for e in ota_events(gw, "refused")] == ["USMP_OTA_DIGEST_MISMATCH"], gw.tail()
+    assert [e["name"] for e in ota_events(gw, "refused", wait_s=5)] == ["USMP_OTA_DIGEST_MISMATCH"], gw.tail()
     assert "finish 0, abort 1" in run.out, run.out
