@@ -352,15 +352,9 @@ impl Bridge<'_> {
             .map_err(|e| io::Error::new(ErrorKind::NotFound, e.to_string()))?;
         match &mut self.gw {
             Gateway::Udp(slot) => {
-                let local = if addr.is_ipv4() {
-                    "0.0.0.0:0"
-                } else {
-                    "[::]:0"
-                };
-                let s = UdpSocket::bind(local)?;
-                s.connect(addr)?;
-                s.set_nonblocking(true)?;
-                *slot = Some(s);
+                // The library's adapter: an ephemeral port of the address's family, connected,
+                // non-blocking.
+                *slot = Some(usmp::host::UdpTransport::connect(addr)?.0);
             }
             Gateway::Tcp(slot) => {
                 let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
