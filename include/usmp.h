@@ -456,8 +456,8 @@ typedef struct usmp_t {
    */
   uint16_t recv_timeout_ms;
   /**
-   * Datagram transports: fixed wait per attempt in ms, doubled per retry (0 = adaptive,
-   * starting at `USMP_RETRANSMIT_TIMEOUT_MS`).
+   * Datagram transports: fixed wait per attempt in ms, doubled per retry up to 60 s (a
+   * longer one stays as it is; 0 = adaptive, starting at `USMP_RETRANSMIT_TIMEOUT_MS`).
    */
   uint32_t retransmit_timeout_ms;
   /**

@@ -35,7 +35,8 @@ pub struct Config<'a> {
     pub keepalive_ms: u32,
     /// Attempts per frame on a datagram transport (0 counts as 1).
     pub retransmit_attempts: u8,
-    /// First retransmission timeout on a datagram transport, ms; 0 = adaptive (RTT-based).
+    /// First retransmission timeout on a datagram transport, ms, doubled per retry up to 60 s;
+    /// 0 = adaptive (RTT-based).
     pub retransmit_timeout_ms: u32,
 }
 

@@ -23,6 +23,10 @@ pub const DEFAULT_RTO_MS: u32 = 500;
 pub const MIN_RTO_MS: u32 = 50;
 /// Upper RTO bound, ms.
 pub const MAX_RTO_MS: u32 = 5000;
+/// Longest wait a fixed retransmission timeout doubles up to, ms (a longer fixed one is
+/// kept as it is): after a network comes back, a frame goes out again within a minute,
+/// whatever the attempt (the ceiling RFC 6298 allows for TCP's).
+pub const MAX_FIXED_RTO_MS: u32 = 60_000;
 
 /// Builds a UTACK for a received frame of type `ty` and sequence `seq`; with `mac_key`
 /// (v2 session frames) the 8-byte MAC is appended. Returns the datagram length.
@@ -82,10 +86,12 @@ impl Rto {
     }
 
     /// Timeout for attempt `attempt` (0-based): `rto * 2^attempt`, clamped; with a fixed
-    /// first wait (`fixed_ms` > 0) that one doubled instead, unclamped.
+    /// first wait (`fixed_ms` > 0) that one doubled instead, up to [`MAX_FIXED_RTO_MS`]
+    /// (or `fixed_ms` itself when it is longer).
     pub fn timeout_ms(&self, attempt: u8, fixed_ms: u32) -> u32 {
         if fixed_ms > 0 {
-            return fixed_ms.saturating_mul(1 << attempt.min(8));
+            let t = fixed_ms.saturating_mul(1 << attempt.min(8));
+            return t.min(fixed_ms.max(MAX_FIXED_RTO_MS));
         }
         let t = self.rto_ms().saturating_mul(1u32 << attempt.min(16));
         t.clamp(MIN_RTO_MS, MAX_RTO_MS)
@@ -188,6 +194,15 @@ mod tests {
         assert_eq!(r.timeout_ms(1, 0), 1000);
         assert_eq!(r.timeout_ms(5, 0), MAX_RTO_MS);
         assert_eq!(r.timeout_ms(2, 100), 400);
+        // A fixed wait doubles up to a minute (found by the interleave target: 1,240 ms
+        // doubled to 158 s, so a healed network went unused for minutes), a longer one
+        // stays as it is.
+        assert_eq!(r.timeout_ms(5, 1240), 39_680);
+        assert_eq!(r.timeout_ms(6, 1240), MAX_FIXED_RTO_MS);
+        assert_eq!(r.timeout_ms(30, 1240), MAX_FIXED_RTO_MS);
+        assert_eq!(r.timeout_ms(0, 90_000), 90_000);
+        assert_eq!(r.timeout_ms(9, 90_000), 90_000);
+        assert_eq!(r.timeout_ms(3, u32::MAX), u32::MAX);
         r.sample(10);
         assert!(r.rto_ms() >= MIN_RTO_MS && r.rto_ms() < 500);
         for _ in 0..20 {

@@ -231,8 +231,8 @@ pub struct usmp_t {
     /// it returns after the transport's own receive timeout, as on a byte stream
     /// (0 = `USMP_RECV_TIMEOUT_MS`).
     pub recv_timeout_ms: u16,
-    /// Datagram transports: fixed wait per attempt in ms, doubled per retry (0 = adaptive,
-    /// starting at `USMP_RETRANSMIT_TIMEOUT_MS`).
+    /// Datagram transports: fixed wait per attempt in ms, doubled per retry up to 60 s (a
+    /// longer one stays as it is; 0 = adaptive, starting at `USMP_RETRANSMIT_TIMEOUT_MS`).
     pub retransmit_timeout_ms: u32,
     /// The transport, copied here by `usmp_connect` (as in the original). Read-only for the
     /// application.
